@@ -1,0 +1,1 @@
+//! Booting a Debian rootfs with systemd-nspawn and driving it from the host.

@@ -1,0 +1,1 @@
+//! Child processes that are killed when the test ends, even on panic.

@@ -1,0 +1,1 @@
+//! A real S3 server (SeaweedFS) on a free loopback port.

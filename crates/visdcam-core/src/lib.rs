@@ -1,0 +1,1 @@
+//! visdcam core.

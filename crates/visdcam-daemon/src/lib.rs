@@ -1,0 +1,1 @@
+//! visdcam runtime glue.
