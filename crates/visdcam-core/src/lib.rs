@@ -1,1 +1,12 @@
-//! visdcam core.
+//! visdcam's pure core: configuration, object keys, segment names, unit names, backoff and the
+//! other decisions the daemons make. No I/O happens here: callers pass in file contents, times
+//! and measurements, and get back values. That keeps every rule unit-testable with data.
+
+pub mod backoff;
+pub mod camvars;
+pub mod config;
+pub mod envfile;
+pub mod error;
+pub mod keys;
+pub mod segment;
+pub mod units;

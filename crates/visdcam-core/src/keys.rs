@@ -1,0 +1,296 @@
+//! Object keys: where a segment lands in the bucket, from its time and its camera's name.
+//!
+//! The default layout is the one visdcam-pi users already have in their buckets:
+//! `camN/YYYY/MM/DD/HH/cam_N_YYYY_MM_DD_hh_mm_ss.ts`, local time in `KEY_TZ`.
+//!
+//! A template mixes `strftime` fields (`%Y %m %d %H %M %S` and the rest of chrono's set) with
+//! the camera placeholders `{camera}` (`cam1`), `{camera_}` (`cam_1`: an underscore before the
+//! trailing number) and `{number}` (`1`, empty when the name has no trailing number).
+//!
+//! Daylight-saving time: when the clocks go back, an hour of local times happens twice. The
+//! first pass keeps the plain key; the second pass gets the zone's abbreviation before the
+//! extension (`..._02_30_00_CET.ts`), so two segments never share a key.
+
+use chrono::format::{Item, StrftimeItems};
+use chrono::{DateTime, LocalResult, NaiveDateTime, TimeZone, Utc};
+use chrono_tz::Tz;
+
+/// visdcam-pi's layout.
+pub const DEFAULT_TEMPLATE: &str = "{camera}/%Y/%m/%d/%H/{camera_}_%Y_%m_%d_%H_%M_%S.ts";
+
+/// A validated key template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyTemplate {
+    template: String,
+}
+
+impl Default for KeyTemplate {
+    fn default() -> Self {
+        KeyTemplate {
+            template: DEFAULT_TEMPLATE.to_string(),
+        }
+    }
+}
+
+impl KeyTemplate {
+    /// Checks a template: valid strftime fields, known placeholders, seconds present (keys must
+    /// be unique per segment), no leading `/`, no empty path segment.
+    pub fn parse(template: &str) -> Result<KeyTemplate, String> {
+        if template.is_empty() {
+            return Err("must not be empty".into());
+        }
+        if template.starts_with('/') {
+            return Err("must not start with `/` (object keys are relative to the bucket)".into());
+        }
+        if template.contains("//") {
+            return Err("must not contain an empty path segment (`//`)".into());
+        }
+        let mut rest = template;
+        while let Some(open) = rest.find('{') {
+            let after = &rest[open + 1..];
+            let Some(close) = after.find('}') else {
+                return Err("has a `{` without a closing `}`".into());
+            };
+            let name = &after[..close];
+            if !matches!(name, "camera" | "camera_" | "number") {
+                return Err(format!(
+                    "unknown placeholder `{{{name}}}` (known: {{camera}}, {{camera_}}, {{number}})"
+                ));
+            }
+            rest = &after[close + 1..];
+        }
+        if StrftimeItems::new(template).any(|i| matches!(i, Item::Error)) {
+            return Err("has an invalid `%` field (see strftime: %Y %m %d %H %M %S ...)".into());
+        }
+        if !template.contains("%S") && !template.contains("%T") && !template.contains("%s") {
+            return Err(
+                "must contain seconds (`%S`) so that every segment gets its own key".into(),
+            );
+        }
+        Ok(KeyTemplate {
+            template: template.to_string(),
+        })
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.template
+    }
+
+    /// The key for a segment of `camera` whose time is `at`, in zone `tz`.
+    pub fn render(&self, camera: &str, at: DateTime<Utc>, tz: Tz) -> String {
+        let local = at.with_timezone(&tz);
+        let with_names = self
+            .template
+            .replace("{camera_}", &underscored(camera))
+            .replace("{camera}", camera)
+            .replace("{number}", trailing_number(camera));
+        // `parse` rejected invalid fields, and the placeholders we substituted (camera names
+        // are `[a-z0-9-]`) add none.
+        let mut key = local.format(&with_names).to_string();
+        if is_second_pass(local.naive_local(), at, tz) {
+            let abbr = local.format("%Z").to_string();
+            let insert_at = key
+                .rfind('.')
+                .filter(|dot| key.rfind('/').is_none_or(|slash| *dot > slash))
+                .unwrap_or(key.len());
+            key.insert_str(insert_at, &format!("_{abbr}"));
+        }
+        key
+    }
+}
+
+/// Whether `at` is the later of two instants that share the local time `naive` in `tz`.
+fn is_second_pass(naive: NaiveDateTime, at: DateTime<Utc>, tz: Tz) -> bool {
+    match tz.from_local_datetime(&naive) {
+        LocalResult::Ambiguous(first, second) => {
+            first.with_timezone(&Utc) != at && second.with_timezone(&Utc) == at
+        }
+        _ => false,
+    }
+}
+
+/// The camera's trailing decimal number (`cam12` → `12`), or "" when there is none.
+pub fn trailing_number(camera: &str) -> &str {
+    let digits = camera
+        .chars()
+        .rev()
+        .take_while(|c| c.is_ascii_digit())
+        .count();
+    &camera[camera.len() - digits..]
+}
+
+/// `cam1` → `cam_1`; `front-door2` → `front_door_2`; `garage` → `garage`.
+pub fn underscored(camera: &str) -> String {
+    let number = trailing_number(camera);
+    let stem = camera[..camera.len() - number.len()].replace('-', "_");
+    match (stem.is_empty(), number.is_empty()) {
+        (_, true) => stem,
+        (true, false) => number.to_string(),
+        (false, false) if stem.ends_with('_') => format!("{stem}{number}"),
+        (false, false) => format!("{stem}_{number}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn utc(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    fn check(template: &str, camera: &str, at: &str, tz: Tz, expect: &str) {
+        let t = KeyTemplate::parse(template).unwrap();
+        assert_eq!(
+            t.render(camera, utc(at), tz),
+            expect,
+            "{template} {camera} {at}"
+        );
+    }
+
+    #[test]
+    fn visdcam_pi_example() {
+        // 17:42:22 IST is 12:12:22 UTC.
+        check(
+            DEFAULT_TEMPLATE,
+            "cam1",
+            "2025-10-12T12:12:22Z",
+            chrono_tz::Asia::Kolkata,
+            "cam1/2025/10/12/17/cam_1_2025_10_12_17_42_22.ts",
+        );
+    }
+
+    #[test]
+    fn ist_crosses_midnight_before_utc() {
+        check(
+            DEFAULT_TEMPLATE,
+            "cam2",
+            "2025-12-31T18:30:00Z",
+            chrono_tz::Asia::Kolkata,
+            "cam2/2026/01/01/00/cam_2_2026_01_01_00_00_00.ts",
+        );
+    }
+
+    #[test]
+    fn berlin_repeated_hour_gets_distinct_keys() {
+        let berlin = chrono_tz::Europe::Berlin;
+        // 2025-10-26: 02:30 CEST is 00:30Z, 02:30 CET is 01:30Z.
+        check(
+            DEFAULT_TEMPLATE,
+            "cam1",
+            "2025-10-26T00:30:00Z",
+            berlin,
+            "cam1/2025/10/26/02/cam_1_2025_10_26_02_30_00.ts",
+        );
+        check(
+            DEFAULT_TEMPLATE,
+            "cam1",
+            "2025-10-26T01:30:00Z",
+            berlin,
+            "cam1/2025/10/26/02/cam_1_2025_10_26_02_30_00_CET.ts",
+        );
+    }
+
+    #[test]
+    fn berlin_spring_forward_and_summer() {
+        let berlin = chrono_tz::Europe::Berlin;
+        // 2025-03-30 02:00 CET jumps to 03:00 CEST: 01:00Z is 03:00 local.
+        check(
+            DEFAULT_TEMPLATE,
+            "cam3",
+            "2025-03-30T01:00:00Z",
+            berlin,
+            "cam3/2025/03/30/03/cam_3_2025_03_30_03_00_00.ts",
+        );
+        check(
+            DEFAULT_TEMPLATE,
+            "cam3",
+            "2025-07-01T10:00:05Z",
+            berlin,
+            "cam3/2025/07/01/12/cam_3_2025_07_01_12_00_05.ts",
+        );
+    }
+
+    #[test]
+    fn every_instant_of_a_repeated_hour_has_a_unique_key() {
+        let berlin = chrono_tz::Europe::Berlin;
+        let t = KeyTemplate::default();
+        let start = utc("2025-10-25T23:00:00Z");
+        let mut keys = std::collections::HashSet::new();
+        for s in (0..3 * 3600).step_by(7) {
+            let at = start + chrono::Duration::seconds(s);
+            assert!(
+                keys.insert(t.render("cam1", at, berlin)),
+                "duplicate at {at}"
+            );
+        }
+    }
+
+    #[test]
+    fn templates_for_other_names() {
+        let ist = chrono_tz::Asia::Kolkata;
+        check(
+            "{camera}/%Y-%m-%d/%H%M%S.ts",
+            "front-door",
+            "2025-10-12T12:12:22Z",
+            ist,
+            "front-door/2025-10-12/174222.ts",
+        );
+        check(
+            "site/{number}/{camera_}_%Y%m%d_%H%M%S.ts",
+            "porch2",
+            "2025-10-12T12:12:22Z",
+            ist,
+            "site/2/porch_2_20251012_174222.ts",
+        );
+        assert_eq!(
+            KeyTemplate::default().render("garage", utc("2025-10-12T12:12:22Z"), ist),
+            "garage/2025/10/12/17/garage_2025_10_12_17_42_22.ts"
+        );
+    }
+
+    #[test]
+    fn underscored_names() {
+        for (name, expect) in [
+            ("cam1", "cam_1"),
+            ("cam12", "cam_12"),
+            ("front-door2", "front_door_2"),
+            ("cam-3", "cam_3"),
+            ("garage", "garage"),
+            ("42", "42"),
+        ] {
+            assert_eq!(underscored(name), expect, "{name}");
+        }
+    }
+
+    #[test]
+    fn bad_templates_are_rejected_with_reason() {
+        for (t, why) in [
+            ("", "empty"),
+            ("/x/%S.ts", "start with `/`"),
+            ("a//%S.ts", "empty path segment"),
+            ("{cam}/%S.ts", "unknown placeholder `{cam}`"),
+            ("{camera/%S.ts", "without a closing"),
+            ("{camera}/%Q%S.ts", "invalid `%` field"),
+            ("{camera}/%Y/%H%M.ts", "must contain seconds"),
+        ] {
+            let err = KeyTemplate::parse(t).unwrap_err();
+            assert!(err.contains(why), "{t:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn time_zone_is_applied_not_assumed() {
+        let t = KeyTemplate::default();
+        let at = Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap();
+        assert_eq!(
+            t.render("cam1", at, chrono_tz::UTC),
+            "cam1/2025/01/01/00/cam_1_2025_01_01_00_00_00.ts"
+        );
+        assert_eq!(
+            t.render("cam1", at, chrono_tz::America::New_York),
+            "cam1/2024/12/31/19/cam_1_2024_12_31_19_00_00.ts"
+        );
+    }
+}
