@@ -8,5 +8,6 @@ pub mod config;
 pub mod envfile;
 pub mod error;
 pub mod keys;
+pub mod ratelimit;
 pub mod segment;
 pub mod units;
