@@ -1,1 +1,50 @@
-fn main() {}
+//! `cargo xtask`: the project's automation in Rust instead of shell scripts.
+//!
+//! `ci` is what CI runs (via `.ci/run`); green locally means green in CI.
+
+mod ci;
+mod deb;
+mod demo;
+mod deps;
+mod e2e;
+mod util;
+
+const HELP: &str = "\
+cargo xtask <command> [args]
+
+Commands:
+  ci [--no-e2e]   install what is missing (deps), then fmt check, clippy -D warnings,
+                  every test, and the end-to-end test on a real systemd (e2e)
+  deps [--check]  install the Debian packages and the Python venv (SeaweedFS) the build and
+                  tests need; says exactly what it installs (--check: only report)
+  demo            run the main job on the embedded default: camera double + local S3 server,
+                  seg-cam and uploader for one camera for about a minute
+  deb [--target aarch64-unknown-linux-gnu]
+                  build release binaries and the .deb into target/dist
+  e2e             build the .deb and test it installed on systemd in a container
+  help            this text
+";
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (cmd, rest) = match args.split_first() {
+        Some((c, r)) => (c.as_str(), r),
+        None => ("help", &[][..]),
+    };
+    let result = match cmd {
+        "ci" => ci::ci(rest),
+        "deps" => deps::deps(rest),
+        "demo" => demo::demo(rest),
+        "deb" => deb::deb(rest),
+        "e2e" => e2e::e2e(rest),
+        "help" | "-h" | "--help" => {
+            print!("{HELP}");
+            Ok(())
+        }
+        other => Err(format!("unknown command `{other}`\n\n{HELP}")),
+    };
+    if let Err(e) = result {
+        eprintln!("xtask {cmd}: error: {e}");
+        std::process::exit(1);
+    }
+}

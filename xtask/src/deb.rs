@@ -1,0 +1,5 @@
+//! `cargo xtask deb` (being written).
+
+pub fn deb(_args: &[String]) -> Result<(), String> {
+    Err("not yet implemented".into())
+}
