@@ -753,10 +753,13 @@ struct Resolver<'a> {
 }
 
 impl Resolver<'_> {
+    /// The value set (or the default). An empty value of a key without a default means unset.
     fn value(&self, name: &str) -> Option<(&str, Option<&Origin>)> {
+        let default = spec(name).and_then(|s| s.default);
         match self.raw.get(name) {
+            Some(r) if r.value.is_empty() && default.is_none() => None,
             Some(r) => Some((r.value.as_str(), Some(&r.origin))),
-            None => spec(name).and_then(|s| s.default).map(|d| (d, None)),
+            None => default.map(|d| (d, None)),
         }
     }
 
@@ -1027,3 +1030,68 @@ pub fn check_value(key: &str, value: &str) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests;
+
+/// The configuration reference (docs/reference/config.md), rendered from [`KEYS`] so the
+/// documentation cannot drift from the code.
+pub fn reference_markdown() -> String {
+    let mut out = String::from(
+        "# Configuration reference\n\n\
+         <!-- Generated from crates/visdcam-core/src/config.rs by `VISDCAM_BLESS=1 cargo test \
+         -p visdcam-core --test shipped_config`; do not edit by hand. -->\n\n\
+         Files: `/etc/visdcam/visdcam.conf` (global) and `/etc/visdcam/cameras/<camera>.conf` \
+         (one per camera; the file name is the camera's name: lowercase letters, digits and `-`). \
+         A camera's file overrides the global file. `VISDCAM_CONFIG_DIR` points everything at \
+         another directory.\n\n\
+         Syntax: `KEY=VALUE` as systemd's `EnvironmentFile=` reads it: blank lines and lines \
+         starting with `#` or `;` are ignored, values may be quoted (`\"...\"` with `\\\"`, \
+         `\\\\`, `\\$` escapes, or `'...'` literally), a trailing `\\` continues a line. A key \
+         set twice in one file, an unknown key or a value out of range is an error that names \
+         `file:line`, the key and what is allowed.\n\n\
+         Scope: *global* keys only in `visdcam.conf`, *camera* keys only in a camera's file, \
+         *both* in either.\n\n\
+         | Key | Scope | Allowed | Default | Meaning |\n|---|---|---|---|---|\n",
+    );
+    for k in KEYS {
+        let scope = match k.scope {
+            Scope::Global => "global",
+            Scope::Camera => "camera",
+            Scope::Both => "both",
+        };
+        let default = match k.default {
+            Some(d) => format!("`{d}`"),
+            None => "(none)".into(),
+        };
+        out.push_str(&format!(
+            "| `{}` | {scope} | {} | {default} | {} |\n",
+            k.name,
+            k.kind.allowed().replace('|', "\\|"),
+            k.doc.replace('|', "\\|"),
+        ));
+    }
+    out.push_str(
+        "\n## Presets: `PRESET_<NAME>_<VARIABLE>`\n\n\
+         A preset is a named set of the camera's `/control` variables. `day` and `night` ship \
+         with the defaults below; `PRESET_NIGHT_GAINCEILING=6` changes one variable of `night`, \
+         `PRESET_DUSK_AEC2=1` starts a preset `dusk`. Scope: both. Values are checked against \
+         the OV2640 firmware's ranges:\n\n| Variable | Range | Readable in /status |\n|---|---|---|\n",
+    );
+    for v in camvars::CONTROL_VARS {
+        out.push_str(&format!(
+            "| `{}` | {} to {} | {} |\n",
+            v.name.to_ascii_uppercase(),
+            v.min,
+            v.max,
+            if v.readable { "yes" } else { "no" }
+        ));
+    }
+    for (name, values) in [
+        ("day", camvars::DEFAULT_DAY),
+        ("night", camvars::DEFAULT_NIGHT),
+    ] {
+        out.push_str(&format!("\nDefault `{name}`: "));
+        let list: Vec<String> = values.iter().map(|(k, v)| format!("`{k}={v}`")).collect();
+        out.push_str(&list.join(", "));
+        out.push('\n');
+    }
+    out
+}
