@@ -58,7 +58,7 @@ impl Kind {
                 "an https:// (or http://) URL such as https://s3.ca-east-006.backblazeb2.com".into()
             }
             Kind::TimeZone => "an IANA time zone such as Asia/Kolkata".into(),
-            Kind::Template => "a key template (see docs/reference/config.md)".into(),
+            Kind::Template => "a key template (see Object keys below)".into(),
             Kind::AbsPath => "an absolute path".into(),
             Kind::Rate => "a rate such as 3mbit, 500kbit or 375kbps (bytes)".into(),
             Kind::ClockTime => "a time of day HH:MM, such as 06:00".into(),
@@ -1084,6 +1084,17 @@ pub fn reference_markdown() -> String {
             if v.readable { "yes" } else { "no" }
         ));
     }
+    out.push_str(
+        "\n## Object keys: `KEY_TEMPLATE`\n\n\
+         A template mixes strftime fields (`%Y %m %d %H %M %S`, ...) in `KEY_TZ` with \
+         `{camera}` (`cam1`), `{camera_}` (`cam_1`: an underscore before the trailing number, \
+         `-` becomes `_`) and `{number}` (`1`). The time is the segment file's modification \
+         time, i.e. when the segment ended. The default is visdcam-pi's layout: camera `cam1`, \
+         17:42:22 IST on 2025-10-12 → `cam1/2025/10/12/17/cam_1_2025_10_12_17_42_22.ts`. \
+         A template must contain `%S` (every segment gets its own key). Where daylight-saving \
+         time repeats an hour, the second pass gets the zone abbreviation before the \
+         extension (`..._02_30_00_CET.ts`) so no key is reused.\n",
+    );
     for (name, values) in [
         ("day", camvars::DEFAULT_DAY),
         ("night", camvars::DEFAULT_NIGHT),
