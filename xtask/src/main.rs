@@ -17,8 +17,9 @@ Commands:
                   every test, and the end-to-end test on a real systemd (e2e)
   deps [--check]  install the Debian packages and the Python venv (SeaweedFS) the build and
                   tests need; says exactly what it installs (--check: only report)
-  demo            run the main job on the embedded default: camera double + local S3 server,
-                  seg-cam and uploader for one camera for about a minute
+  demo            install what is missing (deps), then run the main job on the embedded
+                  default: camera double + local S3 server, seg-cam and uploader for one
+                  camera for about a minute, printing each object as it lands
   deb [--target aarch64-unknown-linux-gnu]
                   build release binaries and the .deb into target/dist
   e2e             build the .deb and test it installed on systemd in a container
@@ -34,7 +35,7 @@ fn main() {
     let result = match cmd {
         "ci" => ci::ci(rest),
         "deps" => deps::deps(rest),
-        "demo" => demo::demo(rest),
+        "demo" => deps::deps(&[]).and_then(|()| demo::demo(rest)),
         "deb" => deb::deb(rest),
         "e2e" => e2e::e2e(rest),
         "help" | "-h" | "--help" => {
