@@ -1,7 +1,7 @@
 //! Port `P`, the firmware's port-80 server: `/`, `/status`, `/control`, `/capture`, `/xclk`,
 //! plus the double's own `/__double/*` endpoints. One thread per connection, keep-alive.
 
-use std::io::{self, BufReader, Write};
+use std::io::{self, BufReader};
 use std::net::TcpStream;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -28,14 +28,12 @@ const INDEX_HTML: &str = "<!doctype html><html><head><title>ESP32 OV2640</title>
 enum After {
     KeepAlive,
     Close,
-    /// Close, then play this fault (the answer to `/__double/fault` must leave first).
-    CloseThenFault(Fault),
 }
 
 /// Serves requests on one port-`P` connection until the client leaves or the double stops.
 pub(crate) fn serve_connection(shared: &Arc<Shared>, conn: Conn) {
     let id = conn.id;
-    if let Err(e) = serve(shared, conn.stream) {
+    if let Err(e) = serve(shared, id, conn.stream) {
         if !matches!(
             e.kind(),
             io::ErrorKind::UnexpectedEof
@@ -50,7 +48,7 @@ pub(crate) fn serve_connection(shared: &Arc<Shared>, conn: Conn) {
     shared.unregister(id);
 }
 
-fn serve(shared: &Arc<Shared>, stream: TcpStream) -> io::Result<()> {
+fn serve(shared: &Arc<Shared>, id: u64, stream: TcpStream) -> io::Result<()> {
     stream.set_read_timeout(Some(IDLE_TIMEOUT))?;
     stream.set_write_timeout(Some(SEND_TIMEOUT))?;
     stream.set_nodelay(true)?;
@@ -66,21 +64,14 @@ fn serve(shared: &Arc<Shared>, stream: TcpStream) -> io::Result<()> {
             }
             Err(e) => return Err(e),
         };
-        match handle(shared, &req, &mut w)? {
+        match handle(shared, id, &req, &mut w)? {
             After::KeepAlive if !req.wants_close() => {}
             After::KeepAlive | After::Close => return Ok(()),
-            After::CloseThenFault(f) => {
-                drop(w);
-                drop(reader);
-                let mut st = shared.lock();
-                shared.apply_fault(&mut st, f);
-                return Ok(());
-            }
         }
     }
 }
 
-fn handle(shared: &Arc<Shared>, req: &Request, w: &mut TcpStream) -> io::Result<After> {
+fn handle(shared: &Arc<Shared>, id: u64, req: &Request, w: &mut TcpStream) -> io::Result<After> {
     let known = matches!(
         req.path.as_str(),
         "/" | "/status" | "/control" | "/capture" | "/xclk"
@@ -110,7 +101,7 @@ fn handle(shared: &Arc<Shared>, req: &Request, w: &mut TcpStream) -> io::Result<
             shared.lock().sensor.set_xclk(http::atoi(v));
             http::write_response(w, 200, "text/html", &[CORS], b"")?;
         }
-        "/__double/fault" => return double_fault(query, w),
+        "/__double/fault" => return double_fault(shared, id, query, w),
         "/__double/controls" => {
             let mut body = String::new();
             for c in &shared.lock().control_log {
@@ -231,14 +222,24 @@ fn capture(shared: &Arc<Shared>, w: &mut TcpStream) -> io::Result<()> {
     )
 }
 
-/// `/__double/fault?mode=..&secs=..`: answers first, then plays the fault.
-fn double_fault(query: &str, w: &mut TcpStream) -> io::Result<After> {
+/// `/__double/fault?mode=..&secs=..`: the fault is in force when the answer arrives. This
+/// connection is spared by close/reboot so that the answer can still leave, then closed.
+fn double_fault(
+    shared: &Arc<Shared>,
+    id: u64,
+    query: &str,
+    w: &mut TcpStream,
+) -> io::Result<After> {
     let mode = http::query_value(query, "mode").unwrap_or("");
     match Fault::from_mode(mode, http::query_value(query, "secs")) {
         Ok(f) => {
+            {
+                let mut st = shared.lock();
+                st.open.remove(&id);
+                shared.apply_fault(&mut st, f);
+            }
             http::write_response(w, 200, "text/plain", &[CLOSE], b"ok\n")?;
-            w.flush()?;
-            Ok(After::CloseThenFault(f))
+            Ok(After::Close)
         }
         Err(msg) => {
             http::write_response(
