@@ -79,7 +79,9 @@ fn gstreamer_decodes_the_stream_and_follows_framesize() {
         pts.windows(2).all(|w| w[0] < w[1]),
         "timestamps increase: {pts:?}"
     );
-    assert!(cam.frames_served() >= 20);
+    poll_until(Duration::from_secs(5), "20 frames counted", || {
+        (cam.frames_served() >= 20).then_some(())
+    });
 
     let r = get(&authority(&cam.base_url()), "/control?var=framesize&val=5").expect("control");
     assert_eq!(r.status, 200);
