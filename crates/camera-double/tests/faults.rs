@@ -250,3 +250,92 @@ fn html_and_not_found_answers() {
         (cam.frames_served() > 0).then_some(())
     });
 }
+
+/// Runs `souphttpsrc ! multipartdemux ! jpegdec ! fakesink` on the double until 3 decoded
+/// frames reached the sink.
+fn soup_pipeline(cam: &CameraDouble, timeout_s: u32) -> gstreamer::Pipeline {
+    use gstreamer::prelude::*;
+    gstreamer::init().expect("GStreamer");
+    let desc = format!(
+        "souphttpsrc location={} is-live=true do-timestamp=true timeout={timeout_s} \
+         ! multipartdemux single-stream=true ! jpegdec ! fakesink name=sink sync=false",
+        cam.stream_url()
+    );
+    let p = gstreamer::parse::launch(&desc)
+        .expect("pipeline parses")
+        .downcast::<gstreamer::Pipeline>()
+        .expect("a pipeline");
+    let decoded = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = std::sync::Arc::clone(&decoded);
+    p.by_name("sink")
+        .and_then(|s| s.static_pad("sink"))
+        .expect("fakesink pad")
+        .add_probe(gstreamer::PadProbeType::BUFFER, move |_, _| {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            gstreamer::PadProbeReturn::Ok
+        })
+        .expect("probe");
+    p.set_state(gstreamer::State::Playing).expect("plays");
+    poll_until(Duration::from_secs(10), "3 decoded frames", || {
+        (decoded.load(std::sync::atomic::Ordering::SeqCst) >= 3).then_some(())
+    });
+    p
+}
+
+/// How the pipeline ended: `Ok(())` for EOS, else every error posted within a moment of the
+/// first one, as `source: message (debug)`.
+fn end_of(p: &gstreamer::Pipeline) -> Result<(), Vec<String>> {
+    use gstreamer::prelude::*;
+    let bus = p.bus().expect("bus");
+    let types = [gstreamer::MessageType::Eos, gstreamer::MessageType::Error];
+    let first = bus
+        .timed_pop_filtered(gstreamer::ClockTime::from_seconds(15), &types)
+        .expect("EOS or error within 15 s");
+    let describe = |m: &gstreamer::Message| match m.view() {
+        gstreamer::MessageView::Error(e) => Some(format!(
+            "{}: {} ({})",
+            m.src().map(|s| s.name().to_string()).unwrap_or_default(),
+            e.error(),
+            e.debug().map(|d| d.to_string()).unwrap_or_default()
+        )),
+        _ => None,
+    };
+    let result = match describe(&first) {
+        None => Ok(()),
+        Some(e) => {
+            let mut errors = vec![e];
+            while let Some(m) =
+                bus.timed_pop_filtered(gstreamer::ClockTime::from_mseconds(300), &types)
+            {
+                errors.extend(describe(&m));
+            }
+            Err(errors)
+        }
+    };
+    let _ = p.set_state(gstreamer::State::Null);
+    result
+}
+
+/// souphttpsrc sees what it sees from a real camera (probe-figures.md): a close is an EOS; a
+/// stall longer than its `timeout` ends in an error from the source (its retry carries a Range
+/// header the camera ignores).
+#[test]
+fn souphttpsrc_sees_eos_on_close_and_error_on_long_stall() {
+    let cam = start();
+    let p = soup_pipeline(&cam, 5);
+    cam.set_fault(Fault::CloseAndRefuse(Duration::from_millis(500)));
+    assert_eq!(end_of(&p), Ok(()), "a closed socket is an EOS");
+
+    poll_until(Duration::from_secs(10), "back after the close", || {
+        (cam.fault() == Fault::None).then_some(())
+    });
+    let p = soup_pipeline(&cam, 1);
+    cam.set_fault(Fault::Stall);
+    let errors = end_of(&p).expect_err("a long stall is an error");
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.starts_with("souphttpsrc") && e.to_lowercase().contains("seek")),
+        "expected souphttpsrc's seek error, got {errors:?}"
+    );
+}
