@@ -100,7 +100,8 @@ pub enum Fault {
     Stall,
     /// Close every open connection on both ports (FIN), drop queued stream connections and
     /// close both listening sockets (connects are refused) for the duration; then listen again
-    /// and go back to `None` by itself. Settings are kept.
+    /// and go back to `None` by itself. Settings are kept. Setting another fault meanwhile
+    /// (even `None`) ends the refusal at once.
     CloseAndRefuse(Duration),
     /// Like `CloseAndRefuse`, and the camera comes back with boot settings (framesize from the
     /// options, everything else the sensor's defaults), a fresh uptime clock (`X-Timestamp`
@@ -556,6 +557,64 @@ fn accept_loop(shared: &Arc<Shared>) {
             }
             // Sleep on the condvar so drop and faults wake us at once.
             let _ = shared.wake.wait_timeout(st, ACCEPT_POLL);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_double_can_be_shared_between_threads() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<CameraDouble>();
+    }
+
+    #[test]
+    fn fault_modes_round_trip_and_bad_ones_are_explained() {
+        for f in [
+            Fault::None,
+            Fault::Stall,
+            Fault::CloseAndRefuse(Duration::from_millis(1500)),
+            Fault::Reboot(Duration::from_secs(2)),
+            Fault::CorruptJpeg,
+            Fault::Html,
+            Fault::NotFound,
+        ] {
+            let secs = match f {
+                Fault::CloseAndRefuse(d) | Fault::Reboot(d) => Some(d.as_secs_f64().to_string()),
+                _ => None,
+            };
+            assert_eq!(Fault::from_mode(f.mode_name(), secs.as_deref()), Ok(f));
+        }
+        assert!(Fault::from_mode("reboot", None).is_err_and(|e| e.contains("needs secs")));
+        assert!(Fault::from_mode("close", Some("-1")).is_err_and(|e| e.contains("secs")));
+        assert!(Fault::from_mode("melt", None).is_err_and(|e| e.contains("unknown mode")));
+    }
+
+    #[test]
+    fn bad_options_are_refused() {
+        for opts in [
+            Options {
+                fps: 0.0,
+                ..Options::default()
+            },
+            Options {
+                fps: f64::NAN,
+                ..Options::default()
+            },
+            Options {
+                width: 0,
+                ..Options::default()
+            },
+            Options {
+                port: 65535,
+                ..Options::default()
+            },
+        ] {
+            let err = CameraDouble::start(opts.clone()).err().expect("refused");
+            assert!(!err.to_string().is_empty(), "{opts:?}");
         }
     }
 }
