@@ -2,6 +2,7 @@
 //!
 //! `ci` is what CI runs (via `.ci/run`); green locally means green in CI.
 
+mod bench;
 mod ci;
 mod deb;
 mod demo;
@@ -23,6 +24,9 @@ Commands:
   deb [--target aarch64-unknown-linux-gnu]
                   build release binaries and the .deb into target/dist
   e2e             build the .deb and test it installed on systemd in a container
+  bench [--quick] [--only=recorder|uploader]
+                  seg-cam vs gst-launch vs ffmpeg, uploader vs aws-cli: CPU, RSS, ratios;
+                  writes docs/benchmarks.md (full run) and target/bench/results.json
   help            this text
 ";
 
@@ -38,6 +42,7 @@ fn main() {
         "demo" => deps::deps(&[]).and_then(|()| demo::demo(rest)),
         "deb" => deb::deb(rest),
         "e2e" => e2e::e2e(rest),
+        "bench" => bench::bench(rest),
         "help" | "-h" | "--help" => {
             print!("{HELP}");
             Ok(())

@@ -1,0 +1,782 @@
+//! `cargo xtask bench [--quick]`: measures visdcam against what a user would otherwise run,
+//! on the same input in the same run, and reports ratios.
+//!
+//! - Recorder: `seg-cam` vs the same pipeline under `gst-launch-1.0` vs `ffmpeg`, each fed by
+//!   its own camera double; CPU seconds (user+sys from `wait4`), peak RSS, frames recorded.
+//! - Uploader: `uploader` vs `aws s3 cp --recursive` on the same segment files against the same
+//!   SeaweedFS; wall time, CPU, peak RSS. Close→visible latency of `uploader`.
+//! - `RATE_KBPS` accuracy; start-up and memory with 10,000 queued segments.
+//!
+//! Runs alternate between the tools and report medians. Results: `docs/benchmarks.md` (full
+//! runs only) and `target/bench/results.json`.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+use nix::libc;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use serde_json::{json, Value};
+use test_rigs::s3::S3Rig;
+
+use crate::util::{cargo, root, run};
+
+/// What one run of one tool cost.
+#[derive(Debug, Clone, Copy, Default)]
+struct Usage {
+    cpu_s: f64,
+    max_rss_kb: u64,
+    wall_s: f64,
+}
+
+/// Spawned child whose resource usage we collect with `wait4`.
+struct Measured {
+    child: Child,
+    started: Instant,
+}
+
+impl Measured {
+    fn spawn(cmd: &mut Command) -> Result<Measured, String> {
+        let child = cmd
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", crate::util::describe(cmd)))?;
+        Ok(Measured {
+            child,
+            started: Instant::now(),
+        })
+    }
+
+    fn pid(&self) -> Pid {
+        Pid::from_raw(self.child.id() as i32)
+    }
+
+    /// Sends `sig`, then waits (up to 30 s, then SIGKILL) and returns the child's usage.
+    fn stop(mut self, sig: Signal) -> Result<Usage, String> {
+        let _ = kill(self.pid(), sig);
+        self.wait_usage(Duration::from_secs(30))
+    }
+
+    fn wait_usage(&mut self, limit: Duration) -> Result<Usage, String> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let mut status = 0;
+            // SAFETY: rusage is plain data; wait4 fills it for our own child.
+            let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+            let r =
+                unsafe { libc::wait4(self.pid().as_raw(), &mut status, libc::WNOHANG, &mut ru) };
+            if r == self.pid().as_raw() {
+                let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+                return Ok(Usage {
+                    cpu_s: tv(ru.ru_utime) + tv(ru.ru_stime),
+                    max_rss_kb: ru.ru_maxrss as u64,
+                    wall_s: self.started.elapsed().as_secs_f64(),
+                });
+            }
+            if r < 0 {
+                return Err(format!("wait4: {}", std::io::Error::last_os_error()));
+            }
+            if Instant::now() > deadline {
+                let _ = kill(self.pid(), Signal::SIGKILL);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+fn percentile(mut v: Vec<f64>, p: f64) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    let idx = ((v.len() as f64 - 1.0) * p).round() as usize;
+    v[idx]
+}
+
+fn bin(name: &str) -> PathBuf {
+    root().join("target/release").join(name)
+}
+
+/// A camera double started as its own process; `ready http://127.0.0.1:P` on stdout.
+struct Double {
+    child: Child,
+    base: String,
+}
+
+impl Double {
+    fn start(size: &str, fps: u32) -> Result<Double, String> {
+        let mut child = Command::new(bin("camera-double"))
+            .args(["--port", "0", "--size", size, "--fps", &fps.to_string()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| format!("cannot start camera-double: {e}"))?;
+        let stdout = child.stdout.take().expect("piped");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .map_err(|e| format!("camera-double: {e}"))?;
+        let base = line
+            .trim()
+            .strip_prefix("ready ")
+            .ok_or_else(|| format!("camera-double said `{}`", line.trim()))?
+            .to_string();
+        Ok(Double { child, base })
+    }
+
+    fn stream_url(&self) -> String {
+        let (host, port) = self.base.rsplit_once(':').expect("base has a port");
+        let port: u16 = port.parse().expect("numeric port");
+        format!("{host}:{}/stream", port + 1)
+    }
+}
+
+impl Drop for Double {
+    fn drop(&mut self) {
+        let _ = kill(Pid::from_raw(self.child.id() as i32), Signal::SIGTERM);
+        let _ = self.child.wait();
+    }
+}
+
+/// Frames in every `.ts` file of `dir` (ffprobe counts decoded frames).
+fn frames_in(dir: &Path) -> Result<u64, String> {
+    let mut total = 0;
+    for entry in fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))? {
+        let p = entry.map_err(|e| e.to_string())?.path();
+        let name = p
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        if !(name.ends_with(".ts") || name.ends_with(".ts.part")) {
+            continue;
+        }
+        let out = Command::new("ffprobe")
+            .args(["-v", "error", "-count_frames", "-select_streams", "v:0"])
+            .args(["-show_entries", "stream=nb_read_frames", "-of", "csv=p=0"])
+            .arg(&p)
+            .output()
+            .map_err(|e| format!("ffprobe: {e}"))?;
+        total += String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse::<u64>()
+            .unwrap_or(0);
+    }
+    Ok(total)
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let d = root().join("target/bench/scratch").join(name);
+    let _ = fs::remove_dir_all(&d);
+    fs::create_dir_all(&d).expect("create scratch dir");
+    d
+}
+
+/// Writes a config dir for one camera and returns it.
+fn config_dir(name: &str, camera_url: &str, ram: &Path, extra: &str) -> PathBuf {
+    let dir = scratch(&format!("{name}-etc"));
+    fs::create_dir_all(dir.join("cameras")).expect("cameras dir");
+    fs::write(
+        dir.join("visdcam.conf"),
+        format!(
+            "RAM_DIR={}\nREQUIRE_CLOCK_SYNC=no\nLOG_LEVEL=warn\n{extra}",
+            ram.display()
+        ),
+    )
+    .expect("write config");
+    fs::write(
+        dir.join("cameras/cam1.conf"),
+        format!("CAMERA_URL={camera_url}\n"),
+    )
+    .expect("write camera config");
+    dir
+}
+
+const TOOLS: [&str; 3] = ["seg-cam", "gst-launch", "ffmpeg"];
+
+/// One recorder run of `tool` for `secs` against a fresh double.
+fn record_once(
+    tool: &str,
+    size: &str,
+    fps: u32,
+    secs: u64,
+    seg: u64,
+) -> Result<(Usage, u64), String> {
+    let double = Double::start(size, fps)?;
+    let url = double.stream_url();
+    let out = scratch(&format!("rec-{tool}"));
+    let mut cmd = match tool {
+        "seg-cam" => {
+            let etc = config_dir("rec", &url, &out, &format!("SEG_SECONDS={seg}\n"));
+            let mut c = Command::new(bin("seg-cam"));
+            c.arg("cam1").env("VISDCAM_CONFIG_DIR", etc);
+            c
+        }
+        "gst-launch" => {
+            let mut c = Command::new("gst-launch-1.0");
+            c.arg("-e").args(
+                format!(
+                    "souphttpsrc location={url} is-live=true do-timestamp=true ! \
+                     multipartdemux single-stream=true ! jpegdec ! videoconvert ! \
+                     x264enc tune=zerolatency speed-preset=ultrafast key-int-max=30 bitrate=1000 ! \
+                     h264parse ! splitmuxsink muxer=mpegtsmux max-size-time={} location={}/seg-%05d.ts",
+                    seg * 1_000_000_000 + 500_000_000,
+                    out.display()
+                )
+                .split_whitespace(),
+            );
+            c
+        }
+        _ => {
+            let mut c = Command::new("ffmpeg");
+            c.args(["-hide_banner", "-nostdin", "-loglevel", "error"])
+                .args([
+                    "-use_wallclock_as_timestamps",
+                    "1",
+                    "-f",
+                    "mpjpeg",
+                    "-i",
+                    &url,
+                ])
+                .args([
+                    "-c:v",
+                    "libx264",
+                    "-preset",
+                    "ultrafast",
+                    "-tune",
+                    "zerolatency",
+                ])
+                .args(["-b:v", "1000k", "-g", "30", "-pix_fmt", "yuv420p"])
+                .args(["-f", "segment", "-segment_time", &seg.to_string()])
+                .args(["-segment_format", "mpegts", "-reset_timestamps", "1"])
+                .arg(out.join("seg-%05d.ts"));
+            c
+        }
+    };
+    cmd.stdout(Stdio::null());
+    let m = Measured::spawn(&mut cmd)?;
+    std::thread::sleep(Duration::from_secs(secs));
+    let usage = m.stop(Signal::SIGINT)?;
+    let frames = frames_in(&if tool == "seg-cam" {
+        out.join("cam1")
+    } else {
+        out
+    })?;
+    drop(double);
+    Ok((usage, frames))
+}
+
+fn recorder(quick: bool, report: &mut Report) -> Result<(), String> {
+    let cases: &[(&str, u32)] = if quick {
+        &[("800x600", 15)]
+    } else {
+        &[("800x600", 15), ("1600x1200", 10)]
+    };
+    let (secs, runs, seg) = if quick { (6, 1, 3) } else { (60, 3, 10) };
+    for (size, fps) in cases {
+        let mut results: Vec<Vec<(Usage, u64)>> = vec![Vec::new(); TOOLS.len()];
+        for r in 0..runs {
+            for i in 0..TOOLS.len() {
+                // Rotate the order so no tool always runs first (warm caches, CPU clocks).
+                let t = (i + r) % TOOLS.len();
+                eprintln!(
+                    "bench: recorder {} {size}@{fps} run {}/{runs}",
+                    TOOLS[t],
+                    r + 1
+                );
+                results[t].push(record_once(TOOLS[t], size, *fps, secs, seg)?);
+            }
+        }
+        let med =
+            |t: usize, f: &dyn Fn(&(Usage, u64)) -> f64| median(results[t].iter().map(f).collect());
+        let cpu: Vec<f64> = (0..3).map(|t| med(t, &|x| x.0.cpu_s)).collect();
+        let rss: Vec<f64> = (0..3).map(|t| med(t, &|x| x.0.max_rss_kb as f64)).collect();
+        let frames: Vec<f64> = (0..3).map(|t| med(t, &|x| x.1 as f64)).collect();
+        report.row(
+            "recorder",
+            &format!("{size} {fps} fps, {secs} s, median of {runs}"),
+            json!({
+                "size": size, "fps": fps, "seconds": secs, "runs": runs,
+                "cpu_s": {"seg-cam": cpu[0], "gst-launch": cpu[1], "ffmpeg": cpu[2]},
+                "max_rss_kb": {"seg-cam": rss[0], "gst-launch": rss[1], "ffmpeg": rss[2]},
+                "frames": {"seg-cam": frames[0], "gst-launch": frames[1], "ffmpeg": frames[2]},
+                "ratio_cpu_vs_gst": cpu[0] / cpu[1],
+                "ratio_cpu_vs_ffmpeg": cpu[0] / cpu[2],
+                "ratio_rss_vs_gst": rss[0] / rss[1],
+            }),
+            vec![
+                format!(
+                    "CPU s seg-cam {:.2} / gst-launch {:.2} / ffmpeg {:.2}",
+                    cpu[0], cpu[1], cpu[2]
+                ),
+                format!(
+                    "CPU ratio vs gst-launch {:.2} (target ≤ 1.02), vs ffmpeg {:.2} (target ≤ 0.8)",
+                    cpu[0] / cpu[1],
+                    cpu[0] / cpu[2]
+                ),
+                format!(
+                    "peak RSS MiB {:.1} / {:.1} / {:.1} (ratio vs gst-launch {:.2}, target ≤ 1)",
+                    rss[0] / 1024.0,
+                    rss[1] / 1024.0,
+                    rss[2] / 1024.0,
+                    rss[0] / rss[1]
+                ),
+                format!(
+                    "frames {:.0} / {:.0} / {:.0} (expected ≈ {})",
+                    frames[0],
+                    frames[1],
+                    frames[2],
+                    secs * u64::from(*fps)
+                ),
+            ],
+        );
+    }
+    Ok(())
+}
+
+/// Makes `n` real segments (H.264 in MPEG-TS) of about `secs` each with ffmpeg, once.
+fn sample_segments(n: usize, secs: u32) -> Result<Vec<PathBuf>, String> {
+    let dir = root().join(format!("target/bench/samples-{secs}s"));
+    fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let src = dir.join("sample.ts");
+    if !src.exists() {
+        run(Command::new("ffmpeg")
+            .args(["-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi"])
+            .args([
+                "-i",
+                &format!("testsrc2=size=800x600:rate=15:duration={secs}"),
+            ])
+            .args([
+                "-c:v",
+                "libx264",
+                "-preset",
+                "ultrafast",
+                "-b:v",
+                "1000k",
+                "-f",
+                "mpegts",
+            ])
+            .arg(&src))?;
+    }
+    let base_ms = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_millis() as u64
+        - 3_600_000;
+    let mut out = Vec::new();
+    for i in 0..n {
+        let name = visdcam_core::segment::SegmentName::new(base_ms + i as u64 * 61_000, i as u16);
+        let p = dir.join(name.final_name());
+        if !p.exists() {
+            fs::copy(&src, &p).map_err(|e| format!("{}: {e}", p.display()))?;
+        }
+        out.push(p);
+    }
+    Ok(out)
+}
+
+/// Copies samples into a camera's RAM dir with distinct mtimes (one per minute, in the past).
+fn stage(samples: &[PathBuf], camdir: &Path) -> Result<u64, String> {
+    fs::create_dir_all(camdir).map_err(|e| e.to_string())?;
+    let mut bytes = 0;
+    let now = SystemTime::now();
+    for (i, s) in samples.iter().enumerate() {
+        let dst = camdir.join(s.file_name().expect("file name"));
+        bytes += fs::copy(s, &dst).map_err(|e| e.to_string())?;
+        let t = now - Duration::from_secs(3600 - 61 * i as u64);
+        fs::File::options()
+            .write(true)
+            .open(&dst)
+            .and_then(|f| f.set_modified(t))
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(bytes)
+}
+
+fn aws_cli() -> Result<PathBuf, String> {
+    let venv = root().join("target/tools/awscli-venv");
+    let aws = venv.join("bin/aws");
+    if !aws.exists() {
+        eprintln!("bench: installing awscli from PyPI into {}", venv.display());
+        run(Command::new("python3").arg("-m").arg("venv").arg(&venv))?;
+        run(Command::new(venv.join("bin/pip")).args([
+            "install",
+            "-q",
+            "--disable-pip-version-check",
+            "awscli",
+        ]))?;
+    }
+    Ok(aws)
+}
+
+/// Listens as systemd's notify socket would, so a benchmark sees READY=1 and STATUS= lines.
+struct NotifySocket {
+    sock: UnixDatagram,
+    path: PathBuf,
+}
+
+impl NotifySocket {
+    fn new(name: &str) -> NotifySocket {
+        let path = scratch(&format!("notify-{name}")).join("sock");
+        let sock = UnixDatagram::bind(&path).expect("bind notify socket");
+        sock.set_read_timeout(Some(Duration::from_millis(200)))
+            .expect("timeout");
+        NotifySocket { sock, path }
+    }
+
+    /// Next datagram, or None after the read timeout.
+    fn recv(&self) -> Option<String> {
+        let mut buf = [0u8; 4096];
+        self.sock
+            .recv(&mut buf)
+            .ok()
+            .map(|n| String::from_utf8_lossy(&buf[..n]).into_owned())
+    }
+}
+
+fn uploader_cmd(etc: &Path, creds: &Path) -> Command {
+    let mut c = Command::new(bin("uploader"));
+    c.arg("cam1")
+        .env("VISDCAM_CONFIG_DIR", etc)
+        .env("AWS_SHARED_CREDENTIALS_FILE", creds)
+        .stdout(Stdio::null());
+    c
+}
+
+fn s3_settings(rig: &S3Rig) -> String {
+    format!(
+        "B2_ENDPOINT={}\nB2_BUCKET={}\nB2_REGION={}\nB2_ADDRESSING_STYLE=path\n",
+        rig.endpoint(),
+        rig.bucket(),
+        rig.region()
+    )
+}
+
+fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> Result<Duration, String> {
+    let t0 = Instant::now();
+    while t0.elapsed() < limit {
+        if cond() {
+            return Ok(t0.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Err(format!("condition not met within {limit:?}"))
+}
+
+fn uploader(quick: bool, report: &mut Report) -> Result<(), String> {
+    let n = if quick { 4 } else { 20 };
+    let runs = if quick { 1 } else { 3 };
+    let samples = sample_segments(n, if quick { 4 } else { 60 })?;
+    let aws = aws_cli()?;
+    let rig = S3Rig::start();
+    let creds_dir = scratch("creds");
+    let (creds, config) = rig.write_aws_files(&creds_dir, "b2");
+    let mut ours = Vec::new();
+    let mut theirs = Vec::new();
+    let mut bytes = 0;
+    for r in 0..runs {
+        for order in 0..2 {
+            let ram = scratch("up-ram");
+            bytes = stage(&samples, &ram.join("cam1"))?;
+            let prefix_before = rig.list_objects().len();
+            if (order + r) % 2 == 0 {
+                eprintln!("bench: uploader {n} segments run {}/{runs}", r + 1);
+                let etc = config_dir("up", "http://127.0.0.1:9/stream", &ram, &s3_settings(&rig));
+                let m = Measured::spawn(&mut uploader_cmd(&etc, &creds))?;
+                let camdir = ram.join("cam1");
+                wait_for(Duration::from_secs(600), || {
+                    fs::read_dir(&camdir)
+                        .map(|d| {
+                            !d.flatten()
+                                .any(|e| e.file_name().to_string_lossy().ends_with(".ts"))
+                        })
+                        .unwrap_or(false)
+                })?;
+                ours.push(m.stop(Signal::SIGTERM)?);
+            } else {
+                eprintln!("bench: aws s3 cp {n} segments run {}/{runs}", r + 1);
+                let m = Measured::spawn(
+                    Command::new(&aws)
+                        .args(["s3", "cp", "--recursive", "--only-show-errors"])
+                        .arg(ram.join("cam1"))
+                        .arg(format!("s3://{}/awscli-{r}/", rig.bucket()))
+                        .args(["--endpoint-url", &rig.endpoint(), "--profile", "b2"])
+                        .env("AWS_SHARED_CREDENTIALS_FILE", &creds)
+                        .env("AWS_CONFIG_FILE", &config)
+                        .env("AWS_REQUEST_CHECKSUM_CALCULATION", "when_required"),
+                )?;
+                let mut m = m;
+                let u = m.wait_usage(Duration::from_secs(600))?;
+                theirs.push(u);
+            }
+            let added = rig.list_objects().len() - prefix_before;
+            if added != n {
+                return Err(format!("expected {n} new objects, found {added}"));
+            }
+        }
+    }
+    let gb = bytes as f64 * runs as f64 / 1e9;
+    let med = |v: &[Usage], f: fn(&Usage) -> f64| median(v.iter().map(f).collect());
+    let (oc, tc) = (med(&ours, |u| u.cpu_s), med(&theirs, |u| u.cpu_s));
+    let (ow, tw) = (med(&ours, |u| u.wall_s), med(&theirs, |u| u.wall_s));
+    let (or, tr) = (
+        med(&ours, |u| u.max_rss_kb as f64),
+        med(&theirs, |u| u.max_rss_kb as f64),
+    );
+    let mb = bytes as f64 / 1e6;
+    report.row(
+        "uploader",
+        &format!("{n} segments, {mb:.1} MB, median of {runs}"),
+        json!({
+            "segments": n, "bytes": bytes, "runs": runs,
+            "cpu_s": {"uploader": oc, "aws-cli": tc}, "wall_s": {"uploader": ow, "aws-cli": tw},
+            "max_rss_kb": {"uploader": or, "aws-cli": tr},
+            "ratio_cpu_vs_aws": oc / tc, "cpu_s_per_gb": {"uploader": oc / (gb / runs as f64), "aws-cli": tc / (gb / runs as f64)},
+            "throughput_mb_s": {"uploader": mb / ow, "aws-cli": mb / tw},
+        }),
+        vec![
+            format!("CPU s uploader {oc:.2} / aws-cli {tc:.2}: ratio {:.2} (target ≤ 0.25)", oc / tc),
+            format!("peak RSS MiB uploader {:.1} (target ≤ 15) / aws-cli {:.1}", or / 1024.0, tr / 1024.0),
+            format!("throughput MB/s uploader {:.1} / aws-cli {:.1} (wall s {ow:.2} / {tw:.2}, includes start-up)", mb / ow, mb / tw),
+        ],
+    );
+
+    // Close → visible latency: the uploader runs; segments appear one by one by rename.
+    let count = if quick { 3 } else { 10 };
+    let ram = scratch("lat-ram");
+    let camdir = ram.join("cam1");
+    fs::create_dir_all(&camdir).map_err(|e| e.to_string())?;
+    let etc = config_dir("lat", "http://127.0.0.1:9/stream", &ram, &s3_settings(&rig));
+    let notify = NotifySocket::new("lat");
+    let m = Measured::spawn(uploader_cmd(&etc, &creds).env("NOTIFY_SOCKET", &notify.path))?;
+    wait_for(Duration::from_secs(30), || {
+        notify.recv().is_some_and(|s| s.contains("READY=1"))
+    })?;
+    let mut lat = Vec::new();
+    let mut transfer = Vec::new();
+    let size = fs::metadata(&samples[0]).map_err(|e| e.to_string())?.len() as f64;
+    let upload_rate = mb * 1e6 / ow;
+    for i in 0..count {
+        let before = rig.list_objects().len();
+        let name = visdcam_core::segment::SegmentName::new(
+            1_700_000_000_000 + i as u64,
+            0xbe00 + i as u16,
+        );
+        let tmp = camdir.join(name.partial_name());
+        fs::copy(&samples[0], &tmp).map_err(|e| e.to_string())?;
+        // Distinct mtime seconds, so every segment gets its own key.
+        let mtime = SystemTime::now() - Duration::from_secs(600 - i as u64);
+        fs::File::options()
+            .write(true)
+            .open(&tmp)
+            .and_then(|f| f.set_modified(mtime))
+            .map_err(|e| e.to_string())?;
+        fs::rename(&tmp, camdir.join(name.final_name())).map_err(|e| e.to_string())?;
+        let d = wait_for(Duration::from_secs(60), || {
+            rig.list_objects().len() > before
+        })?;
+        lat.push(d.as_secs_f64());
+        transfer.push(size / upload_rate);
+    }
+    m.stop(Signal::SIGTERM)?;
+    let (p50, p95) = (percentile(lat.clone(), 0.5), percentile(lat, 0.95));
+    let xfer = median(transfer);
+    report.row(
+        "latency",
+        &format!("close → visible, {count} segments of {:.1} MB", size / 1e6),
+        json!({"p50_s": p50, "p95_s": p95, "transfer_s": xfer}),
+        vec![format!(
+            "p50 {p50:.3} s, p95 {p95:.3} s; transfer alone ≈ {xfer:.3} s (target p50 ≤ 0.5 s + transfer)"
+        )],
+    );
+
+    // RATE_KBPS accuracy.
+    let (kbps, secs) = if quick { (100u64, 3u64) } else { (100, 60) };
+    let ram = scratch("rate-ram");
+    let camdir = ram.join("cam1");
+    fs::create_dir_all(&camdir).map_err(|e| e.to_string())?;
+    let name = visdcam_core::segment::SegmentName::new(1_700_000_100_000, 0xaaaa);
+    fs::write(
+        camdir.join(name.final_name()),
+        vec![0x47u8; (kbps * 1024 * secs) as usize],
+    )
+    .map_err(|e| e.to_string())?;
+    let etc = config_dir(
+        "rate",
+        "http://127.0.0.1:9/stream",
+        &ram,
+        &format!("{}RATE_KBPS={kbps}\n", s3_settings(&rig)),
+    );
+    let before = rig.list_objects().len();
+    let m = Measured::spawn(&mut uploader_cmd(&etc, &creds))?;
+    let took = wait_for(Duration::from_secs(secs * 3 + 30), || {
+        rig.list_objects().len() > before
+    })?;
+    m.stop(Signal::SIGTERM)?;
+    let err = (took.as_secs_f64() / secs as f64 - 1.0) * 100.0;
+    report.row(
+        "rate",
+        &format!("RATE_KBPS={kbps}, {} KiB", kbps * secs),
+        json!({"expected_s": secs, "took_s": took.as_secs_f64(), "error_pct": err}),
+        vec![format!(
+            "expected {secs} s, took {:.2} s ({err:+.1} %, target ±5 %; includes start-up)",
+            took.as_secs_f64()
+        )],
+    );
+
+    // 10,000 queued segments, store unreachable: start-up scan time and memory.
+    let n = if quick { 1000 } else { 10_000 };
+    let ram = scratch("queue-ram");
+    let camdir = ram.join("cam1");
+    fs::create_dir_all(&camdir).map_err(|e| e.to_string())?;
+    for i in 0..n {
+        let name =
+            visdcam_core::segment::SegmentName::new(1_700_000_000_000 + i as u64 * 1000, i as u16);
+        fs::write(camdir.join(name.final_name()), b"G").map_err(|e| e.to_string())?;
+    }
+    let etc = config_dir(
+        "queue",
+        "http://127.0.0.1:9/stream",
+        &ram,
+        "B2_ENDPOINT=http://127.0.0.1:9\nB2_BUCKET=none\nB2_REGION=us-east-1\nB2_ADDRESSING_STYLE=path\nRAM_BUDGET_MB=1048576\n",
+    );
+    let notify = NotifySocket::new("queue");
+    let m = Measured::spawn(uploader_cmd(&etc, &creds).env("NOTIFY_SOCKET", &notify.path))?;
+    let t0 = Instant::now();
+    let mut ready = None;
+    let mut last_status = String::new();
+    while t0.elapsed() < Duration::from_secs(60) {
+        if let Some(msg) = notify.recv() {
+            if msg.contains("READY=1") && ready.is_none() {
+                ready = Some(t0.elapsed());
+            }
+            if let Some(s) = msg.lines().find_map(|l| l.strip_prefix("STATUS=")) {
+                last_status = s.to_string();
+            }
+            if ready.is_some() && last_status.contains(&n.to_string()) {
+                break;
+            }
+        }
+    }
+    let u = m.stop(Signal::SIGTERM)?;
+    let ready = ready.ok_or("uploader never sent READY=1")?;
+    report.row(
+        "queue",
+        &format!("{n} queued segments, store down"),
+        json!({"segments": n, "ready_s": ready.as_secs_f64(), "max_rss_kb": u.max_rss_kb, "status": last_status}),
+        vec![format!(
+            "READY after {:.3} s (target < 1 s), peak RSS {:.1} MiB; STATUS: {last_status}",
+            ready.as_secs_f64(),
+            u.max_rss_kb as f64 / 1024.0
+        )],
+    );
+    Ok(())
+}
+
+/// Collected results.
+struct Report {
+    json: Vec<Value>,
+    md: String,
+}
+
+impl Report {
+    fn row(&mut self, what: &str, case: &str, data: Value, lines: Vec<String>) {
+        eprintln!("bench: {what}: {case}");
+        for l in &lines {
+            eprintln!("  {l}");
+        }
+        let _ = writeln!(self.md, "\n### {what}: {case}\n");
+        for l in &lines {
+            let _ = writeln!(self.md, "- {l}");
+        }
+        self.json
+            .push(json!({"what": what, "case": case, "data": data}));
+    }
+}
+
+fn machine() -> String {
+    let cpu = fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    format!("{cpu}, {cores} cores, {}", std::env::consts::ARCH)
+}
+
+pub fn bench(args: &[String]) -> Result<(), String> {
+    let quick = args.iter().any(|a| a == "--quick");
+    crate::deps::deps(&[])?;
+    run(cargo().args([
+        "build",
+        "--release",
+        "-p",
+        "seg-cam",
+        "-p",
+        "uploader",
+        "-p",
+        "camera-double",
+    ]))?;
+    let mut report = Report {
+        json: Vec::new(),
+        md: String::new(),
+    };
+    let only = |what: &str| {
+        !args.iter().any(|a| a.starts_with("--only="))
+            || args.iter().any(|a| a == &format!("--only={what}"))
+    };
+    if only("recorder") {
+        recorder(quick, &mut report)?;
+    }
+    if only("uploader") {
+        uploader(quick, &mut report)?;
+    }
+    let date = Command::new("date")
+        .arg("-u")
+        .arg("+%Y-%m-%d %H:%M UTC")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    let dir = root().join("target/bench");
+    fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let json = json!({"date": date, "machine": machine(), "quick": quick, "results": report.json});
+    fs::write(
+        dir.join("results.json"),
+        serde_json::to_string_pretty(&json).expect("json"),
+    )
+    .map_err(|e| e.to_string())?;
+    eprintln!("bench: wrote {}", dir.join("results.json").display());
+    if !quick {
+        let md = format!(
+            "# Benchmarks\n\n<!-- Written by `cargo xtask bench`; rerun it to refresh. -->\n\n\
+             Run {date} on {}. Absolute times on a shared machine are noise; the ratios are the \
+             figures that count. What each row measures: see `xtask/src/bench.rs`.\n{}",
+            machine(),
+            report.md
+        );
+        fs::write(root().join("docs/benchmarks.md"), md).map_err(|e| e.to_string())?;
+        eprintln!("bench: wrote docs/benchmarks.md");
+    }
+    Ok(())
+}
