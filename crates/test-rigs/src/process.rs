@@ -6,6 +6,7 @@
 //! are what tests use instead of sleeps: they check a condition every few milliseconds until a
 //! deadline and say how long they waited when it never came true.
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -211,19 +212,31 @@ pub fn free_port() -> u16 {
 }
 
 /// `n` distinct TCP ports on 127.0.0.1 that were free a moment ago.
+///
+/// A port is never returned twice in one process, so rigs started by parallel tests (threads
+/// of one test binary) cannot pick each other's ports between choosing and binding them, nor
+/// take the port of a server that a test stopped and means to start again.
 pub fn free_ports(n: usize) -> Vec<u16> {
+    static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    let mut handed_out = HANDED_OUT
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     // Hold every listener until all are chosen, so the kernel cannot hand out one port twice.
-    let listeners: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").expect("binding 127.0.0.1:0 for a free port"))
-        .collect();
-    listeners
-        .iter()
-        .map(|l| {
-            l.local_addr()
-                .expect("local address of a bound listener")
-                .port()
-        })
-        .collect()
+    let mut listeners = Vec::new();
+    let mut ports = Vec::with_capacity(n);
+    while ports.len() < n {
+        let listener =
+            TcpListener::bind("127.0.0.1:0").expect("binding 127.0.0.1:0 for a free port");
+        let port = listener
+            .local_addr()
+            .expect("local address of a bound listener")
+            .port();
+        if handed_out.insert(port) {
+            ports.push(port);
+        }
+        listeners.push(listener);
+    }
+    ports
 }
 
 #[cfg(test)]
@@ -261,6 +274,11 @@ mod tests {
         sorted.sort_unstable();
         sorted.dedup();
         assert_eq!(sorted.len(), 8);
+        let again = free_ports(8);
+        assert!(
+            again.iter().all(|p| !ports.contains(p)),
+            "{ports:?} then {again:?}"
+        );
         let listener = TcpListener::bind(("127.0.0.1", ports[0])).unwrap();
         let addr = listener.local_addr().unwrap();
         wait_for_tcp(addr, Instant::now() + Duration::from_secs(5)).unwrap();

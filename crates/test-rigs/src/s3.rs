@@ -209,7 +209,17 @@ impl S3Rig {
             server: None,
             agent,
         };
-        rig.spawn_and_wait();
+        // Another process may bind one of the ten ports between `free_ports` and `weed`'s own
+        // check, which makes it exit at once ("Port allocation failed"): pick new ports then.
+        let mut attempt = 1;
+        while let Err(failure) = rig.spawn_and_wait() {
+            if attempt == 3 || !failure.contains("Port allocation failed") {
+                panic!("{failure}");
+            }
+            attempt += 1;
+            rig.ports = Ports::pick();
+            fs::remove_file(rig.dir.path().join("weed.log")).expect("removing weed.log");
+        }
         let bucket = rig.opts.bucket.clone();
         rig.create_bucket(&bucket);
         rig
@@ -278,7 +288,9 @@ impl S3Rig {
             self.server.is_none(),
             "start_again: the S3 server is already running"
         );
-        self.spawn_and_wait();
+        if let Err(failure) = self.spawn_and_wait() {
+            panic!("start_again: {failure}");
+        }
     }
 
     /// Creates bucket `name` (path style, signed). Panics unless the server says 200.
@@ -480,7 +492,9 @@ impl S3Rig {
         cmd
     }
 
-    fn spawn_and_wait(&mut self) {
+    /// Spawns the server and waits until it answers; on failure, stops it and returns why,
+    /// with its log.
+    fn spawn_and_wait(&mut self) -> Result<(), String> {
         let log_path = self.dir.path().join("weed.log");
         let log = fs::OpenOptions::new()
             .create(true)
@@ -492,7 +506,7 @@ impl S3Rig {
         cmd.stdout(log).stderr(log2);
         let started = Instant::now();
         let server = ChildGuard::spawn("weed mini", cmd)
-            .unwrap_or_else(|e| panic!("{e} ({})", self.weed.display()));
+            .map_err(|e| format!("{e} ({})", self.weed.display()))?;
         self.server = Some(server);
 
         // Ready when a signed HeadBucket gets an S3 answer (200, or 404 before the bucket
@@ -526,13 +540,14 @@ impl S3Rig {
                 format!("did not answer within {START_DEADLINE:?} (last: {last})")
             };
             self.stop();
-            panic!(
+            return Err(format!(
                 "SeaweedFS ({} {:?}) {why}; its log:\n{}",
                 self.weed.display(),
                 self.command().get_args().collect::<Vec<_>>(),
                 self.log_tail(4000)
-            );
+            ));
         }
+        Ok(())
     }
 
     /// Removes the unix sockets SeaweedFS made for our ports (it hard-codes them in /tmp).
