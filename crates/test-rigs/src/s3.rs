@@ -24,7 +24,14 @@
 //! Stopping: the rig sends SIGKILL rather than SIGTERM. A graceful stop takes ~3.6 s (`weed
 //! server`: ~17 s, its filer waits 15 s for gRPC streams), and acknowledged writes survive a
 //! SIGKILL (volume data and the filer's leveldb journal are written before the reply), which
-//! `stop_then_start_again_keeps_objects` checks.
+//! `tests/s3_rig.rs` checks (`stop_refuses_connections_and_start_again_keeps_objects`). If the
+//! test process itself is SIGKILLed, `PR_SET_PDEATHSIG` still kills the server, but its
+//! temporary directory and sockets stay behind.
+//!
+//! Virtual-host style: with [`S3Options::domain_name`] the server also serves
+//! `Host: <bucket>.<domain>:PORT`. Nothing resolves that name, so a client signs for
+//! `http://<bucket>.<domain>:PORT/<key>` (rusty-s3 `UrlStyle::VirtualHost`), then sends the
+//! request to `127.0.0.1:PORT` with that `Host` header (ureq keeps a given `Host`).
 
 use std::env;
 use std::fs;
