@@ -1,0 +1,182 @@
+//! The shipped systemd units (`systemd/`) pass `systemd-analyze verify` with no output at all,
+//! their timer expressions parse, and the daemons' sandboxes stay at exposure <= 2.0.
+//!
+//! Runs on the host, no container: `--root=` points systemd-analyze at a temporary tree with
+//! the host's own units (for `sysinit.target` & co.), ours, and stub executables in /usr/bin.
+//! `verify` exits 0 on warnings such as `Unknown key`, so any output counts as a failure.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Every unit we ship, as verify needs them (templates with an instance).
+const UNITS: &[&str] = &[
+    "seg@cam1.service",
+    "uploader@cam1.service",
+    "daynight.service",
+    "daynight.timer",
+    "net-shaper.service",
+    "visdcam.target",
+    "mnt-ramcam.mount",
+];
+
+/// Highest acceptable `systemd-analyze security` exposure per service.
+const MAX_EXPOSURE: &[(&str, f64)] = &[
+    ("seg@cam1.service", 2.0),
+    ("uploader@cam1.service", 2.0),
+    ("daynight.service", 2.0),
+    ("net-shaper.service", 2.0),
+];
+
+const BINARIES: &[&str] = &["seg-cam", "uploader", "daynight", "net-shaper", "visdcam"];
+
+fn units_dir() -> PathBuf {
+    test_rigs::container::workspace_root().join("systemd")
+}
+
+fn host_unit_dir() -> PathBuf {
+    ["/usr/lib/systemd/system", "/lib/systemd/system"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.join("sysinit.target").exists())
+        .expect("the host's systemd units (apt-get install systemd)")
+}
+
+/// A root tree with the host's units, ours (plus `extra` files) and stub binaries.
+fn root_with_units(extra: &[(&str, &str)]) -> tempfile::TempDir {
+    let root = tempfile::tempdir().unwrap();
+    let unit_dir = root.path().join("usr/lib/systemd/system");
+    fs::create_dir_all(&unit_dir).unwrap();
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(format!("{}/.", host_unit_dir().display()))
+        .arg(&unit_dir)
+        .status()
+        .unwrap();
+    assert!(status.success(), "copying the host's units");
+    let mut shipped = 0;
+    for entry in fs::read_dir(units_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_owned();
+        if [".service", ".timer", ".mount", ".target"]
+            .iter()
+            .any(|s| name.ends_with(s))
+        {
+            fs::copy(&path, unit_dir.join(&name)).unwrap();
+            shipped += 1;
+        }
+    }
+    assert_eq!(
+        shipped,
+        UNITS.len(),
+        "every shipped unit is listed in UNITS"
+    );
+    for (name, text) in extra {
+        fs::write(unit_dir.join(name), text).unwrap();
+    }
+    let bin = root.path().join("usr/bin");
+    fs::create_dir_all(&bin).unwrap();
+    for b in BINARIES {
+        let p = bin.join(b);
+        fs::write(&p, "#!/bin/sh\nexit 0\n").unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    root
+}
+
+fn analyze(root: &Path, args: &[&str]) -> (bool, String) {
+    let out = Command::new("systemd-analyze")
+        .args(args)
+        .arg(format!("--root={}", root.display()))
+        .current_dir("/")
+        .output()
+        .expect("running systemd-analyze (apt-get install systemd)");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[test]
+fn shipped_units_verify_without_any_output() {
+    let root = root_with_units(&[]);
+    let mut args = vec!["verify", "--man=no"];
+    args.extend(UNITS);
+    let (ok, out) = analyze(root.path(), &args);
+    assert!(ok && out.is_empty(), "systemd-analyze verify:\n{out}");
+}
+
+#[test]
+fn verify_harness_reports_what_it_should() {
+    // A unit with a typo and a missing binary must produce output, or the test above proves
+    // nothing.
+    let broken = "[Service]\nExecStart=/usr/bin/not-shipped\nWatchdogSec=thirty\nRestrt=always\n";
+    let root = root_with_units(&[("broken.service", broken)]);
+    let (_, out) = analyze(root.path(), &["verify", "--man=no", "broken.service"]);
+    assert!(out.contains("Restrt"), "{out}");
+    assert!(out.contains("thirty"), "{out}");
+    assert!(out.contains("/usr/bin/not-shipped"), "{out}");
+}
+
+fn timer_calendars() -> Vec<String> {
+    let timer = fs::read_to_string(units_dir().join("daynight.timer")).unwrap();
+    timer
+        .lines()
+        .filter_map(|l| l.strip_prefix("OnCalendar="))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn timer_calendar_expressions_parse_and_mean_ist() {
+    let calendars = timer_calendars();
+    assert_eq!(calendars.len(), 3, "{calendars:?}");
+    for cal in &calendars {
+        let out = Command::new("systemd-analyze")
+            .args(["calendar", "--iterations=3", cal])
+            .env("TZ", "UTC")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{cal}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // 06:00 and 18:00 in Asia/Kolkata (UTC+05:30, no DST) are 00:30 and 12:30 UTC.
+        let expect_utc = match cal.as_str() {
+            "*-*-* 06:00:00 Asia/Kolkata" => "00:30:00 UTC",
+            "*-*-* 18:00:00 Asia/Kolkata" => "12:30:00 UTC",
+            "*:00/5" => ":00 UTC",
+            other => panic!("unexpected OnCalendar={other}"),
+        };
+        let elapses: Vec<&str> = text
+            .lines()
+            .filter(|l| l.contains("Next elapse") || l.trim_start().starts_with("Iter."))
+            .collect();
+        assert_eq!(elapses.len(), 3, "{cal}:\n{text}");
+        for line in elapses {
+            assert!(line.contains(expect_utc), "{cal}: {line}");
+        }
+    }
+}
+
+#[test]
+fn daemon_sandboxes_stay_at_low_exposure() {
+    let root = root_with_units(&[]);
+    for (unit, max) in MAX_EXPOSURE {
+        let (_, out) = analyze(root.path(), &["security", "--offline=yes", unit]);
+        let level: f64 = out
+            .lines()
+            .find_map(|l| l.split_once("Overall exposure level for "))
+            .and_then(|(_, rest)| rest.split_once(": "))
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no exposure level for {unit}:\n{out}"));
+        eprintln!("{unit}: exposure {level}");
+        assert!(level <= *max, "{unit}: exposure {level} > {max}:\n{out}");
+    }
+}
