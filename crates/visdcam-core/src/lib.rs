@@ -4,6 +4,7 @@
 
 pub mod backoff;
 pub mod camvars;
+pub mod cli;
 pub mod config;
 pub mod envfile;
 pub mod error;
