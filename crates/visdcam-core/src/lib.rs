@@ -9,6 +9,7 @@ pub mod config;
 pub mod envfile;
 pub mod error;
 pub mod keys;
+pub mod presets;
 pub mod ratelimit;
 pub mod segment;
 pub mod units;
