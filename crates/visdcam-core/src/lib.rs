@@ -12,4 +12,5 @@ pub mod keys;
 pub mod presets;
 pub mod ratelimit;
 pub mod segment;
+pub mod tcplan;
 pub mod units;

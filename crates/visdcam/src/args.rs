@@ -1,0 +1,798 @@
+//! The command line: every command, its options and its help text. Parsing only; no I/O.
+
+use std::ffi::OsString;
+use std::time::Duration;
+
+use lexopt::prelude::*;
+use visdcam_core::cli::{parse_duration, parse_seg_seconds};
+
+/// What unit control to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnitAction {
+    Start,
+    Stop,
+    Restart,
+}
+
+impl UnitAction {
+    pub fn verb(&self) -> &'static str {
+        match self {
+            UnitAction::Start => "start",
+            UnitAction::Stop => "stop",
+            UnitAction::Restart => "restart",
+        }
+    }
+}
+
+/// `ramlogs on|off|status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RamlogsAction {
+    On,
+    Off,
+    Status,
+}
+
+/// A parsed command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// `visdcam help [COMMAND]`, `visdcam COMMAND --help`, `visdcam` alone.
+    Help(Option<&'static str>),
+    Version,
+    Status {
+        cameras: Vec<String>,
+        json: bool,
+    },
+    Units {
+        action: UnitAction,
+        targets: Vec<String>,
+    },
+    Logs {
+        target: String,
+        follow: bool,
+        lines: Option<u32>,
+    },
+    Lsram {
+        targets: Vec<String>,
+        json: bool,
+    },
+    Clean {
+        targets: Vec<String>,
+        older_than: Option<Duration>,
+        yes: bool,
+    },
+    Getdur {
+        targets: Vec<String>,
+    },
+    Setdur {
+        camera: String,
+        seconds: u32,
+    },
+    Enable {
+        enable: bool,
+        targets: Vec<String>,
+        now: bool,
+    },
+    Cameras {
+        json: bool,
+    },
+    Preset {
+        target: String,
+        preset: String,
+    },
+    Doctor,
+    Ramlogs(RamlogsAction),
+}
+
+/// One command's name, synopsis and help.
+pub struct CommandHelp {
+    pub name: &'static str,
+    pub synopsis: &'static str,
+    pub summary: &'static str,
+    pub details: &'static str,
+}
+
+/// Every command, in the order `visdcam help` lists them.
+pub const COMMANDS: &[CommandHelp] = &[
+    CommandHelp {
+        name: "status",
+        synopsis: "status [CAMERA...] [--json]",
+        summary: "state of every camera's units, RAM disk, shaper and day/night timer",
+        details:
+            "One line per unit: active state, for how long, how often systemd restarted it, and \
+the daemon's own status text (the recorder's frame rate and segment, the uploader's queue, last \
+upload and drops). Then the RAM disk's use, net-shaper and the day/night timer. Without CAMERA, \
+every configured camera.
+
+  --json   print one JSON document instead (stable; see docs/reference/cli.md)",
+    },
+    CommandHelp {
+        name: "start",
+        synopsis: "start CAMERA...|all",
+        summary: "start the recorder and uploader of cameras",
+        details: "Starts seg@CAMERA and uploader@CAMERA over D-Bus, waits for systemd to finish \
+and reports each unit's result. Needs root (sudo) or a polkit rule.",
+    },
+    CommandHelp {
+        name: "stop",
+        synopsis: "stop CAMERA...|all",
+        summary: "stop the recorder and uploader of cameras",
+        details: "Stops seg@CAMERA and uploader@CAMERA over D-Bus and waits until they are down. \
+Needs root (sudo) or a polkit rule.",
+    },
+    CommandHelp {
+        name: "restart",
+        synopsis: "restart CAMERA...|all",
+        summary: "restart the recorder and uploader of cameras",
+        details: "Restarts seg@CAMERA and uploader@CAMERA over D-Bus (re-reading their \
+configuration) and reports each unit's result. Needs root (sudo) or a polkit rule.",
+    },
+    CommandHelp {
+        name: "logs",
+        synopsis: "logs CAMERA|all [-f|--follow] [-n|--lines N]",
+        summary: "the journal of a camera's units (or of every visdcam unit)",
+        details: "Runs journalctl with -u seg@CAMERA.service -u uploader@CAMERA.service (for all: \
+every visdcam unit, net-shaper and daynight included).
+
+  -f, --follow     keep printing new lines
+  -n, --lines N    show the last N lines (default: journalctl's)",
+    },
+    CommandHelp {
+        name: "lsram",
+        synopsis: "lsram [CAMERA...|all] [--json]",
+        summary: "segments on the RAM disk: name, size, age, recording/queued, budget",
+        details: "Lists each camera's segments in RAM_DIR/CAMERA (oldest first) with size, age \
+(time since last written) and state: recording (.ts.part) or queued (.ts, waiting for the \
+uploader), then the camera's total against RAM_BUDGET_MB and the file system's free space. \
+Without CAMERA, every configured camera.
+
+  --json   print one JSON document instead (stable; see docs/reference/cli.md)",
+    },
+    CommandHelp {
+        name: "clean",
+        synopsis: "clean CAMERA...|all [--older-than DURATION] [-y|--yes]",
+        summary: "delete queued segments from the RAM disk",
+        details: "Deletes queued segments (never the one being recorded) so they are not \
+uploaded. Lists what it will delete and asks first, unless --yes.
+
+  --older-than DURATION   only segments closed at least this long ago (90s, 15m, 2h, 1d, 1h30m)
+  -y, --yes               do not ask",
+    },
+    CommandHelp {
+        name: "getdur",
+        synopsis: "getdur [CAMERA...|all]",
+        summary: "print each camera's segment length (SEG_SECONDS) and where it is set",
+        details:
+            "Prints `CAMERA SECONDS (where)`, where is the file:line that sets SEG_SECONDS or \
+`default`. Without CAMERA, every configured camera.",
+    },
+    CommandHelp {
+        name: "setdur",
+        synopsis: "setdur CAMERA SECONDS",
+        summary: "set a camera's segment length and restart its recorder",
+        details:
+            "Rewrites SEG_SECONDS in /etc/visdcam/cameras/CAMERA.conf atomically (comments and \
+order kept; an invalid value leaves the file untouched), then restarts seg@CAMERA over D-Bus so \
+the next segments have the new length. SECONDS: 2 to 3600. Needs root (sudo).",
+    },
+    CommandHelp {
+        name: "enable",
+        synopsis: "enable CAMERA...|all [--now]",
+        summary: "start cameras' units at boot",
+        details: "Enables seg@CAMERA and uploader@CAMERA (into visdcam.target) over D-Bus.
+
+  --now   start them now too",
+    },
+    CommandHelp {
+        name: "disable",
+        synopsis: "disable CAMERA...|all [--now]",
+        summary: "no longer start cameras' units at boot",
+        details: "Disables seg@CAMERA and uploader@CAMERA over D-Bus.
+
+  --now   stop them now too",
+    },
+    CommandHelp {
+        name: "cameras",
+        synopsis: "cameras [--json]",
+        summary: "list configured cameras with their stream URLs",
+        details: "One line per /etc/visdcam/cameras/*.conf: name, CAMERA_URL, segment length, and \
+the configuration error if the file is invalid.
+
+  --json   print one JSON document instead",
+    },
+    CommandHelp {
+        name: "preset",
+        synopsis: "preset CAMERA|all day|night|auto",
+        summary: "apply a camera preset now",
+        details:
+            "Runs `daynight apply CAMERA PRESET`: day or night (or any PRESET_<NAME>_* preset \
+in the configuration), or auto for whichever the schedule says now.",
+    },
+    CommandHelp {
+        name: "doctor",
+        synopsis: "doctor",
+        summary: "check configuration, credentials, clock, cameras, RAM disk, plugins and units",
+        details: "Runs every check in one go and prints one line per check, ✔ or ✘ with the fix: \
+configuration valid, bucket credentials present and accepted (a HEAD request against the \
+bucket), clock synchronised, each camera reachable and streaming MJPEG, RAM disk mounted with \
+room, GStreamer plugins present, units enabled, and where logs go. Exits 1 if any check fails.",
+    },
+    CommandHelp {
+        name: "ramlogs",
+        synopsis: "ramlogs on|off|status",
+        summary: "keep the journal in RAM only (saves the SD card), or undo it",
+        details:
+            "on: installs /etc/systemd/journald.conf.d/visdcam-ramlogs.conf (Storage=volatile, \
+RuntimeMaxUse=32M) and restarts systemd-journald over D-Bus; logs are then lost at reboot.
+off: removes the drop-in and restarts systemd-journald.
+status: says where logs go now.",
+    },
+    CommandHelp {
+        name: "help",
+        synopsis: "help [COMMAND]",
+        summary: "show help for visdcam or one command",
+        details: "",
+    },
+];
+
+pub const EXIT_CODES: &str = "Exit status:
+  0   success
+  1   the operation failed (a unit failed, a check failed, a file could not be written)
+  2   usage error (unknown command or option, bad value, unknown camera)
+  4   permission denied: run with sudo (or allow it with a polkit rule)
+  78  configuration error (a file in /etc/visdcam is invalid, or no camera is configured)";
+
+pub fn command_help(name: &str) -> Option<&'static CommandHelp> {
+    COMMANDS.iter().find(|c| c.name == name)
+}
+
+/// `visdcam help`.
+pub fn main_help() -> String {
+    let mut out = String::from(
+        "visdcam — control and inspect the visdcam camera recorders\n\n\
+         Usage: visdcam COMMAND [ARGS...]\n\nCommands:\n",
+    );
+    for c in COMMANDS {
+        out.push_str(&format!("  {:<9} {}\n", c.name, c.summary));
+    }
+    out.push_str(
+        "\nCAMERA is a file name in /etc/visdcam/cameras/ without .conf; `all` means every one.\n\
+         `visdcam help COMMAND` shows a command's options.\n\n",
+    );
+    out.push_str(EXIT_CODES);
+    out.push('\n');
+    out
+}
+
+/// `visdcam help COMMAND`.
+pub fn help_for(c: &CommandHelp) -> String {
+    let mut out = format!("Usage: visdcam {}\n\n{}.\n", c.synopsis, c.summary);
+    if !c.details.is_empty() {
+        out.push('\n');
+        out.push_str(c.details);
+        out.push('\n');
+    }
+    out
+}
+
+/// A usage error: the message and the command it concerns (for the hint).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageError {
+    pub message: String,
+    pub command: Option<&'static str>,
+}
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.message)?;
+        match self.command {
+            Some(c) => write!(f, "\nUsage: visdcam {}\nTry `visdcam help {c}`.", {
+                command_help(c).map_or("", |h| h.synopsis)
+            }),
+            None => write!(f, "\nTry `visdcam help`."),
+        }
+    }
+}
+
+/// Parses everything after the program name.
+pub fn parse<I>(args: I) -> Result<Command, UsageError>
+where
+    I: IntoIterator,
+    I::Item: Into<OsString>,
+{
+    let mut p = lexopt::Parser::from_args(args);
+    let first = p.next().map_err(|e| usage(None, e.to_string()))?;
+    let name = match first {
+        None => return Ok(Command::Help(None)),
+        Some(Short('h') | Long("help")) => return Ok(Command::Help(None)),
+        Some(Short('V') | Long("version")) => return Ok(Command::Version),
+        Some(Value(v)) => v.string().map_err(|e| usage(None, e.to_string()))?,
+        Some(other) => {
+            return Err(usage(
+                None,
+                format!("{} before the command", other.unexpected()),
+            ))
+        }
+    };
+    let Some(help) = command_help(&name) else {
+        let hint = closest_command(&name)
+            .map(|c| format!(" (did you mean `{c}`?)"))
+            .unwrap_or_default();
+        return Err(usage(None, format!("unknown command `{name}`{hint}")));
+    };
+    let cmd = help.name;
+    let mut c = Collected::default();
+    while let Some(arg) = p.next().map_err(|e| usage(Some(cmd), e.to_string()))? {
+        let bad = |e: lexopt::Error| usage(Some(cmd), e.to_string());
+        match arg {
+            Short('h') | Long("help") => return Ok(Command::Help(Some(cmd))),
+            Long("json") if matches!(cmd, "status" | "lsram" | "cameras") => c.json = true,
+            Short('f') | Long("follow") if cmd == "logs" => c.follow = true,
+            Short('n') | Long("lines") if cmd == "logs" => {
+                let v = p.value().map_err(bad)?.string().map_err(bad)?;
+                c.lines = Some(v.parse().map_err(|_| {
+                    usage(
+                        Some(cmd),
+                        format!("invalid value `{v}` for --lines: use a whole number"),
+                    )
+                })?);
+            }
+            Long("older-than") if cmd == "clean" => {
+                let v = p.value().map_err(bad)?.string().map_err(bad)?;
+                c.older_than = Some(parse_duration(&v).map_err(|m| usage(Some(cmd), m))?);
+            }
+            Short('y') | Long("yes") if cmd == "clean" => c.yes = true,
+            Long("now") if matches!(cmd, "enable" | "disable") => c.now = true,
+            Value(v) => c
+                .positional
+                .push(v.string().map_err(|e| usage(Some(cmd), e.to_string()))?),
+            other => {
+                return Err(usage(
+                    Some(cmd),
+                    format!("{} for `{cmd}`", other.unexpected()),
+                ))
+            }
+        }
+    }
+    c.build(cmd)
+}
+
+#[derive(Default)]
+struct Collected {
+    positional: Vec<String>,
+    json: bool,
+    follow: bool,
+    lines: Option<u32>,
+    older_than: Option<Duration>,
+    yes: bool,
+    now: bool,
+}
+
+fn usage(command: Option<&'static str>, message: impl Into<String>) -> UsageError {
+    UsageError {
+        message: message.into(),
+        command,
+    }
+}
+
+impl Collected {
+    fn build(self, cmd: &'static str) -> Result<Command, UsageError> {
+        let pos = self.positional;
+        let need_targets = |what: &str| -> Result<Vec<String>, UsageError> {
+            if pos.is_empty() {
+                Err(usage(
+                    Some(cmd),
+                    format!("`{cmd}` needs {what} (a camera name, several, or `all`)"),
+                ))
+            } else {
+                Ok(pos.clone())
+            }
+        };
+        let too_many = |max: usize| -> Result<(), UsageError> {
+            match pos.get(max) {
+                Some(extra) => Err(usage(
+                    Some(cmd),
+                    format!("unexpected argument `{extra}` for `{cmd}`"),
+                )),
+                None => Ok(()),
+            }
+        };
+        Ok(match cmd {
+            "help" => {
+                too_many(1)?;
+                match pos.first() {
+                    None => Command::Help(None),
+                    Some(n) => Command::Help(Some(
+                        command_help(n)
+                            .ok_or_else(|| usage(None, format!("unknown command `{n}`")))?
+                            .name,
+                    )),
+                }
+            }
+            "status" => Command::Status {
+                cameras: pos,
+                json: self.json,
+            },
+            "start" | "stop" | "restart" => Command::Units {
+                action: match cmd {
+                    "start" => UnitAction::Start,
+                    "stop" => UnitAction::Stop,
+                    _ => UnitAction::Restart,
+                },
+                targets: need_targets("cameras")?,
+            },
+            "logs" => {
+                too_many(1)?;
+                Command::Logs {
+                    target: need_targets("a camera")?.remove(0),
+                    follow: self.follow,
+                    lines: self.lines,
+                }
+            }
+            "lsram" => Command::Lsram {
+                targets: pos,
+                json: self.json,
+            },
+            "clean" => Command::Clean {
+                targets: need_targets("cameras")?,
+                older_than: self.older_than,
+                yes: self.yes,
+            },
+            "getdur" => Command::Getdur { targets: pos },
+            "setdur" => {
+                too_many(2)?;
+                let (Some(camera), Some(secs)) = (pos.first(), pos.get(1)) else {
+                    return Err(usage(
+                        Some(cmd),
+                        "`setdur` needs a camera and a length in seconds, e.g. `visdcam setdur cam1 180`",
+                    ));
+                };
+                if camera == "all" {
+                    return Err(usage(
+                        Some(cmd),
+                        "`setdur` changes one camera at a time; name it (e.g. cam1)",
+                    ));
+                }
+                Command::Setdur {
+                    camera: camera.clone(),
+                    seconds: parse_seg_seconds(secs).map_err(|m| usage(Some(cmd), m))?,
+                }
+            }
+            "enable" | "disable" => Command::Enable {
+                enable: cmd == "enable",
+                targets: need_targets("cameras")?,
+                now: self.now,
+            },
+            "cameras" => {
+                too_many(0)?;
+                Command::Cameras { json: self.json }
+            }
+            "preset" => {
+                too_many(2)?;
+                let (Some(target), Some(preset)) = (pos.first(), pos.get(1)) else {
+                    return Err(usage(
+                        Some(cmd),
+                        "`preset` needs a camera (or `all`) and a preset: day, night or auto",
+                    ));
+                };
+                let ok = !preset.is_empty()
+                    && preset
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+                if !ok {
+                    return Err(usage(
+                        Some(cmd),
+                        format!("invalid preset `{preset}`: use day, night, auto or a preset name in lowercase letters and digits"),
+                    ));
+                }
+                Command::Preset {
+                    target: target.clone(),
+                    preset: preset.clone(),
+                }
+            }
+            "doctor" => {
+                too_many(0)?;
+                Command::Doctor
+            }
+            "ramlogs" => {
+                too_many(1)?;
+                Command::Ramlogs(match pos.first().map(String::as_str) {
+                    Some("on") => RamlogsAction::On,
+                    Some("off") => RamlogsAction::Off,
+                    Some("status") | None => RamlogsAction::Status,
+                    Some(other) => {
+                        return Err(usage(
+                            Some(cmd),
+                            format!(
+                                "invalid argument `{other}` for `ramlogs`: use on, off or status"
+                            ),
+                        ))
+                    }
+                })
+            }
+            _ => unreachable!("every command in COMMANDS is handled: {cmd}"),
+        })
+    }
+}
+
+/// A command whose name is one edit away, for typos.
+fn closest_command(name: &str) -> Option<&'static str> {
+    COMMANDS.iter().map(|c| c.name).find(|c| {
+        let (a, b): (Vec<char>, Vec<char>) = (name.chars().collect(), c.chars().collect());
+        if a.len().abs_diff(b.len()) > 1 {
+            return false;
+        }
+        let prefix = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
+        let suffix = a
+            .iter()
+            .rev()
+            .zip(b.iter().rev())
+            .take_while(|(x, y)| x == y)
+            .count();
+        prefix + suffix + 1 >= a.len().max(b.len())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(line: &str) -> Result<Command, String> {
+        parse(line.split_whitespace()).map_err(|e| e.to_string())
+    }
+
+    fn v(x: &[&str]) -> Vec<String> {
+        x.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn visdcam_pi_habits_parse() {
+        for (line, expect) in [
+            (
+                "status",
+                Command::Status {
+                    cameras: vec![],
+                    json: false,
+                },
+            ),
+            (
+                "status cam2 --json",
+                Command::Status {
+                    cameras: v(&["cam2"]),
+                    json: true,
+                },
+            ),
+            (
+                "setdur cam1 180",
+                Command::Setdur {
+                    camera: "cam1".into(),
+                    seconds: 180,
+                },
+            ),
+            (
+                "restart cam1",
+                Command::Units {
+                    action: UnitAction::Restart,
+                    targets: v(&["cam1"]),
+                },
+            ),
+            (
+                "start cam1 cam2",
+                Command::Units {
+                    action: UnitAction::Start,
+                    targets: v(&["cam1", "cam2"]),
+                },
+            ),
+            (
+                "stop all",
+                Command::Units {
+                    action: UnitAction::Stop,
+                    targets: v(&["all"]),
+                },
+            ),
+            (
+                "logs cam2 --follow",
+                Command::Logs {
+                    target: "cam2".into(),
+                    follow: true,
+                    lines: None,
+                },
+            ),
+            (
+                "logs cam2 -f -n 50",
+                Command::Logs {
+                    target: "cam2".into(),
+                    follow: true,
+                    lines: Some(50),
+                },
+            ),
+            (
+                "logs all --lines=5",
+                Command::Logs {
+                    target: "all".into(),
+                    follow: false,
+                    lines: Some(5),
+                },
+            ),
+            (
+                "lsram all",
+                Command::Lsram {
+                    targets: v(&["all"]),
+                    json: false,
+                },
+            ),
+            (
+                "lsram --json",
+                Command::Lsram {
+                    targets: vec![],
+                    json: true,
+                },
+            ),
+            (
+                "clean cam1 --older-than 2h --yes",
+                Command::Clean {
+                    targets: v(&["cam1"]),
+                    older_than: Some(Duration::from_secs(7200)),
+                    yes: true,
+                },
+            ),
+            (
+                "clean all -y",
+                Command::Clean {
+                    targets: v(&["all"]),
+                    older_than: None,
+                    yes: true,
+                },
+            ),
+            ("getdur", Command::Getdur { targets: vec![] }),
+            (
+                "getdur all",
+                Command::Getdur {
+                    targets: v(&["all"]),
+                },
+            ),
+            (
+                "enable cam1 --now",
+                Command::Enable {
+                    enable: true,
+                    targets: v(&["cam1"]),
+                    now: true,
+                },
+            ),
+            (
+                "disable all",
+                Command::Enable {
+                    enable: false,
+                    targets: v(&["all"]),
+                    now: false,
+                },
+            ),
+            ("cameras", Command::Cameras { json: false }),
+            (
+                "preset all night",
+                Command::Preset {
+                    target: "all".into(),
+                    preset: "night".into(),
+                },
+            ),
+            ("doctor", Command::Doctor),
+            ("ramlogs on", Command::Ramlogs(RamlogsAction::On)),
+            ("ramlogs off", Command::Ramlogs(RamlogsAction::Off)),
+            ("ramlogs", Command::Ramlogs(RamlogsAction::Status)),
+            ("", Command::Help(None)),
+            ("--help", Command::Help(None)),
+            ("help", Command::Help(None)),
+            ("help setdur", Command::Help(Some("setdur"))),
+            ("setdur --help", Command::Help(Some("setdur"))),
+            ("clean -h", Command::Help(Some("clean"))),
+            ("--version", Command::Version),
+        ] {
+            assert_eq!(p(line), Ok(expect), "{line}");
+        }
+    }
+
+    #[test]
+    fn usage_errors_say_exactly_what_is_wrong() {
+        for (line, expect) in [
+            (
+                "stats",
+                "unknown command `stats` (did you mean `status`?)\nTry `visdcam help`.",
+            ),
+            ("frobnicate", "unknown command `frobnicate`\nTry `visdcam help`."),
+            (
+                "setdur cam1 abc",
+                "invalid segment length `abc`: `abc` is not a whole number; allowed: an integer \
+                 from 2 to 3600 (seconds)\nUsage: visdcam setdur CAMERA SECONDS\nTry `visdcam help setdur`.",
+            ),
+            (
+                "setdur cam1 1",
+                "invalid segment length `1`: 1 is out of range; allowed: an integer from 2 to \
+                 3600 (seconds)\nUsage: visdcam setdur CAMERA SECONDS\nTry `visdcam help setdur`.",
+            ),
+            (
+                "setdur cam1",
+                "`setdur` needs a camera and a length in seconds, e.g. `visdcam setdur cam1 180`\n\
+                 Usage: visdcam setdur CAMERA SECONDS\nTry `visdcam help setdur`.",
+            ),
+            (
+                "setdur all 60",
+                "`setdur` changes one camera at a time; name it (e.g. cam1)\n\
+                 Usage: visdcam setdur CAMERA SECONDS\nTry `visdcam help setdur`.",
+            ),
+            (
+                "setdur cam1 60 70",
+                "unexpected argument `70` for `setdur`\n\
+                 Usage: visdcam setdur CAMERA SECONDS\nTry `visdcam help setdur`.",
+            ),
+            (
+                "restart",
+                "`restart` needs cameras (a camera name, several, or `all`)\n\
+                 Usage: visdcam restart CAMERA...|all\nTry `visdcam help restart`.",
+            ),
+            (
+                "logs",
+                "`logs` needs a camera (a camera name, several, or `all`)\n\
+                 Usage: visdcam logs CAMERA|all [-f|--follow] [-n|--lines N]\nTry `visdcam help logs`.",
+            ),
+            (
+                "logs cam1 -n many",
+                "invalid value `many` for --lines: use a whole number\n\
+                 Usage: visdcam logs CAMERA|all [-f|--follow] [-n|--lines N]\nTry `visdcam help logs`.",
+            ),
+            (
+                "logs cam1 cam2",
+                "unexpected argument `cam2` for `logs`\n\
+                 Usage: visdcam logs CAMERA|all [-f|--follow] [-n|--lines N]\nTry `visdcam help logs`.",
+            ),
+            (
+                "clean cam1 --older-than soon",
+                "invalid duration `soon`: use a number with s, m, h or d, such as 90s, 15m, 2h or 1h30m\n\
+                 Usage: visdcam clean CAMERA...|all [--older-than DURATION] [-y|--yes]\nTry `visdcam help clean`.",
+            ),
+            (
+                "clean cam1 --older-than",
+                "missing argument for option '--older-than'\n\
+                 Usage: visdcam clean CAMERA...|all [--older-than DURATION] [-y|--yes]\nTry `visdcam help clean`.",
+            ),
+            (
+                "status --follow",
+                "invalid option '--follow' for `status`\n\
+                 Usage: visdcam status [CAMERA...] [--json]\nTry `visdcam help status`.",
+            ),
+            (
+                "getdur --json",
+                "invalid option '--json' for `getdur`\n\
+                 Usage: visdcam getdur [CAMERA...|all]\nTry `visdcam help getdur`.",
+            ),
+            (
+                "ramlogs maybe",
+                "invalid argument `maybe` for `ramlogs`: use on, off or status\n\
+                 Usage: visdcam ramlogs on|off|status\nTry `visdcam help ramlogs`.",
+            ),
+            (
+                "preset cam1 Dusk!",
+                "invalid preset `Dusk!`: use day, night, auto or a preset name in lowercase letters and digits\n\
+                 Usage: visdcam preset CAMERA|all day|night|auto\nTry `visdcam help preset`.",
+            ),
+            ("help nothing", "unknown command `nothing`\nTry `visdcam help`."),
+            ("--json status", "invalid option '--json' before the command\nTry `visdcam help`."),
+        ] {
+            assert_eq!(p(line), Err(expect.to_string()), "{line}");
+        }
+    }
+
+    #[test]
+    fn every_command_has_help_and_appears_in_the_overview() {
+        let overview = main_help();
+        for c in COMMANDS {
+            assert!(overview.contains(&format!("  {:<9} {}", c.name, c.summary)));
+            let h = help_for(c);
+            assert!(h.starts_with(&format!("Usage: visdcam {}", c.name)), "{h}");
+            assert_eq!(
+                p(&format!("help {}", c.name)),
+                Ok(Command::Help(Some(c.name)))
+            );
+        }
+        assert!(overview.contains("4   permission denied"));
+        assert!(overview.contains("78  configuration error"));
+    }
+}

@@ -1,0 +1,263 @@
+//! `status`: each camera's units (state, how long, restarts, STATUS= text), its RAM use and the
+//! uploader's counters, then net-shaper, the day/night timer and the RAM disk. `--json` prints
+//! the same as one stable document (docs/reference/cli.md).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Local, Utc};
+use serde::Serialize;
+use visdcam_core::cli::{budget_percent, format_duration, format_size, parse_stats};
+use visdcam_core::units::{self, camera_units};
+
+use crate::fail::{self, Exit, Failure};
+use crate::ram::{camera_ram, fs_info, now_ms, FsInfo};
+use crate::systemd::{Systemd, UnitInfo};
+use crate::Ctx;
+
+/// Name of the uploader's counters file in a camera's RAM directory.
+pub const UPLOADER_STATS: &str = ".uploader-stats";
+
+#[derive(Serialize)]
+struct UnitJson {
+    unit: String,
+    load_state: String,
+    active_state: String,
+    sub_state: String,
+    unit_file_state: String,
+    since: Option<String>,
+    for_seconds: Option<u64>,
+    restarts: Option<u32>,
+    status_text: Option<String>,
+    result: Option<String>,
+    main_pid: Option<u32>,
+    next_elapse: Option<String>,
+    last_trigger: Option<String>,
+}
+
+fn rfc3339(us: u64) -> Option<String> {
+    (us > 0)
+        .then(|| DateTime::<Utc>::from_timestamp_micros(us as i64))
+        .flatten()
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+}
+
+fn for_duration(us: u64, now_ms: u64) -> Option<Duration> {
+    (us > 0).then(|| Duration::from_millis(now_ms.saturating_sub(us / 1000)))
+}
+
+impl UnitJson {
+    fn new(i: &UnitInfo, now: u64) -> UnitJson {
+        UnitJson {
+            unit: i.unit.clone(),
+            load_state: i.load_state.clone(),
+            active_state: i.active_state.clone(),
+            sub_state: i.sub_state.clone(),
+            unit_file_state: i.unit_file_state.clone(),
+            since: rfc3339(i.state_change_us),
+            for_seconds: for_duration(i.state_change_us, now).map(|d| d.as_secs()),
+            restarts: i.restarts,
+            status_text: i.status_text.clone(),
+            result: i.result.clone(),
+            main_pid: i.main_pid,
+            next_elapse: i.next_elapse_us.and_then(rfc3339),
+            last_trigger: i.last_trigger_us.and_then(rfc3339),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct RamJson {
+    dir: String,
+    exists: bool,
+    recording: usize,
+    queued: usize,
+    queued_bytes: u64,
+    total_bytes: u64,
+    budget_bytes: u64,
+}
+
+#[derive(Serialize)]
+struct CameraJson {
+    camera: String,
+    config_error: Option<String>,
+    units: Vec<UnitJson>,
+    ram: Option<RamJson>,
+    ram_error: Option<String>,
+    uploader_stats: BTreeMap<String, String>,
+}
+
+#[derive(Serialize)]
+struct StatusJson {
+    version: u32,
+    cameras: Vec<CameraJson>,
+    shaper: Option<UnitJson>,
+    daynight_timer: Option<UnitJson>,
+    ram_disk: Option<FsInfo>,
+}
+
+/// One unit as a line: `seg@cam1.service  active (running) for 3h 12m, 0 restarts — text`.
+fn unit_line(i: &UnitInfo, now: u64) -> String {
+    if i.load_state != "loaded" {
+        return format!("{:<24} {} (unit not installed?)", i.unit, i.load_state);
+    }
+    let mut out = format!("{:<24} {} ({})", i.unit, i.active_state, i.sub_state);
+    if let Some(d) = for_duration(i.state_change_us, now) {
+        out.push_str(&format!(" for {}", format_duration(d)));
+    }
+    if let Some(n) = i.restarts {
+        out.push_str(&format!(", {n} restart{}", if n == 1 { "" } else { "s" }));
+    }
+    if let Some(next) = i.next_elapse_us.filter(|u| *u > 0) {
+        if let Some(t) = DateTime::<Utc>::from_timestamp_micros(next as i64) {
+            out.push_str(&format!(
+                ", next {}",
+                t.with_timezone(&Local).format("%Y-%m-%d %H:%M %Z")
+            ));
+        }
+    }
+    if i.unit_file_state == "disabled" {
+        out.push_str(", not started at boot");
+    }
+    if let Some(r) = i.result.as_deref().filter(|r| *r != "success") {
+        out.push_str(&format!(", last result {r}"));
+    }
+    if let Some(t) = &i.status_text {
+        out.push_str(&format!(" — {t}"));
+    }
+    out
+}
+
+/// `status [CAMERA...] [--json]`.
+pub fn run(ctx: &Ctx, targets: &[String], json: bool) -> fail::Result<()> {
+    let cameras = ctx.targets(targets, true)?;
+    let sd = Systemd::connect()?;
+    let now = now_ms();
+    let mut doc = StatusJson {
+        version: 1,
+        cameras: Vec::new(),
+        shaper: None,
+        daynight_timer: None,
+        ram_disk: None,
+    };
+    let mut unit_infos = Vec::new();
+    for cam in &cameras {
+        let mut units_json = Vec::new();
+        for u in camera_units(cam) {
+            let info = sd.unit_info(&u)?;
+            units_json.push(UnitJson::new(&info, now));
+            unit_infos.push(info);
+        }
+        let mut cj = CameraJson {
+            camera: cam.clone(),
+            config_error: None,
+            units: units_json,
+            ram: None,
+            ram_error: None,
+            uploader_stats: BTreeMap::new(),
+        };
+        match camera_ram(ctx, cam) {
+            Ok(c) => {
+                let l = c
+                    .listing
+                    .clone()
+                    .unwrap_or_else(|| visdcam_core::cli::ram_listing(&[]));
+                cj.ram = Some(RamJson {
+                    dir: c.dir.display().to_string(),
+                    exists: c.listing.is_some(),
+                    recording: l.recording,
+                    queued: l.queued,
+                    queued_bytes: l.queued_bytes,
+                    total_bytes: l.total_bytes,
+                    budget_bytes: c.settings.ram_budget_bytes(),
+                });
+                if let Ok(text) = std::fs::read_to_string(c.dir.join(UPLOADER_STATS)) {
+                    cj.uploader_stats = parse_stats(&text).into_iter().collect();
+                }
+            }
+            Err(f) if f.exit == Exit::Config => cj.config_error = Some(f.message),
+            Err(f) => cj.ram_error = Some(f.message),
+        }
+        doc.cameras.push(cj);
+    }
+    let shaper = sd.unit_info(units::SHAPER_SERVICE)?;
+    let timer = sd.unit_info(units::DAYNIGHT_TIMER)?;
+    doc.shaper = Some(UnitJson::new(&shaper, now));
+    doc.daynight_timer = Some(UnitJson::new(&timer, now));
+    doc.ram_disk = visdcam_daemon::config::load_global_from(&ctx.dir)
+        .ok()
+        .and_then(|g| fs_info(&g.ram_dir));
+
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&doc).expect("plain data serialises")
+        );
+    } else {
+        if cameras.is_empty() {
+            println!(
+                "no cameras configured: add {}/cameras/<name>.conf",
+                ctx.dir_str()
+            );
+        }
+        let mut infos = unit_infos.iter();
+        for cj in &doc.cameras {
+            for (n, _) in cj.units.iter().enumerate() {
+                let info = infos.next().expect("one info per unit");
+                let label = if n == 0 { cj.camera.as_str() } else { "" };
+                println!("{label:<12} {}", unit_line(info, now));
+            }
+            if let Some(e) = &cj.config_error {
+                println!("{:<12} config: ✘ {e}", "");
+            }
+            if let Some(e) = &cj.ram_error {
+                println!("{:<12} RAM: {e}", "");
+            }
+            if let Some(r) = &cj.ram {
+                let mut line = format!(
+                    "{:<12} RAM: {} recording, {} queued, {} of {} budget ({}%)",
+                    "",
+                    r.recording,
+                    r.queued,
+                    format_size(r.total_bytes),
+                    format_size(r.budget_bytes),
+                    budget_percent(r.total_bytes, r.budget_bytes)
+                );
+                if !cj.uploader_stats.is_empty() {
+                    let stats: Vec<String> = cj
+                        .uploader_stats
+                        .iter()
+                        .map(|(k, v)| format!("{k} {v}"))
+                        .collect();
+                    line.push_str(&format!("; uploader: {}", stats.join(", ")));
+                }
+                println!("{line}");
+            }
+        }
+        println!("{}", unit_line(&shaper, now));
+        println!("{}", unit_line(&timer, now));
+        if let Some(fs) = &doc.ram_disk {
+            println!(
+                "RAM disk {}: {} used, {} free{}",
+                fs.path,
+                format_size(fs.size_bytes.saturating_sub(fs.free_bytes)),
+                format_size(fs.free_bytes),
+                match &fs.mounted_fstype {
+                    Some(t) => format!(" ({t})"),
+                    None => " (NOT MOUNTED: segments would go to the SD card)".into(),
+                }
+            );
+        }
+    }
+    let broken = doc
+        .cameras
+        .iter()
+        .filter(|c| c.config_error.is_some())
+        .count();
+    if broken > 0 {
+        return Err(Failure::config(format!(
+            "{broken} camera configuration(s) invalid; `visdcam doctor` says how to fix them"
+        )));
+    }
+    Ok(())
+}
