@@ -94,13 +94,14 @@ pub fn setdur(ctx: &Ctx, camera: &str, seconds: u32) -> fail::Result<()> {
     let cams = ctx.targets(&[camera.to_string()], false)?;
     let camera = &cams[0];
     let before = load_camera_from(&ctx.dir, camera)?.seg_seconds;
+    // Connect first: without systemd the change could not take effect, so nothing is written.
+    let mut sd = Systemd::connect()?;
     let path: PathBuf = set_camera_key(&ctx.dir, camera, "SEG_SECONDS", &seconds.to_string())?;
     println!(
         "{camera}: SEG_SECONDS {before} → {seconds} in {}",
         path.display()
     );
     let unit = seg_unit(camera);
-    let mut sd = Systemd::connect()?;
     let info = sd.unit_info(&unit)?;
     if matches!(
         info.active_state.as_str(),
