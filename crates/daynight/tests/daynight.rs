@@ -542,3 +542,18 @@ fn timer_dropin_matches_configured_schedule_and_verifies() {
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(said.contains("schedule.conf"), "{said}");
 }
+
+#[test]
+fn shipped_timer_has_the_default_schedule() {
+    let rig = Rig::new("");
+    let dropin = String::from_utf8(rig.run(&["timer-dropin"]).stdout).unwrap();
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../systemd/daynight.timer");
+    let unit = fs::read_to_string(shipped).unwrap();
+    let on_calendar = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| l.starts_with("OnCalendar=") && *l != "OnCalendar=")
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(on_calendar(&unit), on_calendar(&dropin));
+}
