@@ -796,3 +796,116 @@ mod tests {
         assert!(overview.contains("78  configuration error"));
     }
 }
+
+/// Escapes text for roff: backslashes, and a leading `.` or `'` that would start a request.
+fn roff(text: &str) -> String {
+    text.lines()
+        .map(|l| {
+            let l = l.replace('\\', "\\e").replace('-', "\\-");
+            if l.starts_with('.') || l.starts_with('\'') {
+                format!("\\&{l}")
+            } else {
+                l
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The man page (docs/man/visdcam.1), rendered from the same help texts as `visdcam help`.
+pub fn man_page() -> String {
+    let mut out = String::from(
+        ".\\\" Generated from crates/visdcam/src/args.rs by\n\
+         .\\\" `VISDCAM_BLESS=1 cargo test -p visdcam --bin visdcam man_page`; do not edit by hand.\n\
+         .TH VISDCAM 1 \"\" \"visdcam\" \"User Commands\"\n\
+         .SH NAME\nvisdcam \\- control and inspect the visdcam camera recorders\n\
+         .SH SYNOPSIS\n.B visdcam\n.I COMMAND\n[\\fIARGS\\fR...]\n\
+         .SH DESCRIPTION\n\
+         visdcam records ESP32\\-CAM cameras on a Raspberry Pi: seg@\\fICAMERA\\fR.service \
+         records a camera's MJPEG stream into MPEG\\-TS segments on a RAM disk, \
+         uploader@\\fICAMERA\\fR.service uploads them to Backblaze B2. This command starts, stops \
+         and inspects them. It talks to systemd over the system D\\-Bus only (never through \
+         systemctl); DBUS_SYSTEM_BUS_ADDRESS overrides the bus address.\n.PP\n\
+         \\fICAMERA\\fR is a file name in /etc/visdcam/cameras/ without .conf; \\fBall\\fR means \
+         every configured camera. Commands that start, stop or change something need root \
+         (sudo) or a polkit rule.\n.SH COMMANDS\n",
+    );
+    for c in COMMANDS {
+        out.push_str(&format!(
+            ".TP\n.B visdcam {}\n{}.\n",
+            roff(c.synopsis),
+            roff(c.summary)
+        ));
+        if !c.details.is_empty() {
+            for para in c.details.split("\n\n") {
+                if para.trim_start().starts_with('-') {
+                    out.push_str(".RS\n.nf\n");
+                    out.push_str(&roff(para));
+                    out.push_str("\n.fi\n.RE\n");
+                } else {
+                    out.push_str(".IP\n");
+                    out.push_str(&roff(para));
+                    out.push('\n');
+                }
+            }
+        }
+    }
+    out.push_str(
+        ".SH ENVIRONMENT\n\
+         .TP\n.B VISDCAM_CONFIG_DIR\nThe configuration directory (default /etc/visdcam).\n\
+         .TP\n.B DBUS_SYSTEM_BUS_ADDRESS\nThe system bus (default unix:path=/run/dbus/system_bus_socket).\n\
+         .TP\n.B VISDCAM_DAYNIGHT\nThe daynight binary \\fBpreset\\fR runs (default: beside visdcam, else /usr/bin/daynight).\n\
+         .SH EXIT STATUS\n.nf\n",
+    );
+    for line in EXIT_CODES.lines().skip(1) {
+        out.push_str(&roff(line.trim_start()));
+        out.push('\n');
+    }
+    out.push_str(
+        ".fi\n.SH FILES\n\
+         /etc/visdcam/visdcam.conf, /etc/visdcam/cameras/\\fICAMERA\\fR.conf, \
+         /etc/visdcam/aws\\-credentials, /etc/systemd/journald.conf.d/visdcam\\-ramlogs.conf\n\
+         .SH SEE ALSO\n\\fBjournalctl\\fR(1), \\fBsystemctl\\fR(1), \
+         /usr/share/doc/visdcam/reference/cli.md, /usr/share/doc/visdcam/reference/config.md\n",
+    );
+    out
+}
+
+#[cfg(test)]
+mod man_tests {
+    use super::*;
+
+    #[test]
+    fn man_page_is_current() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/man/visdcam.1");
+        let want = man_page();
+        if std::env::var("VISDCAM_BLESS").is_ok_and(|v| v == "1") {
+            std::fs::create_dir_all(std::path::Path::new(path).parent().unwrap()).unwrap();
+            std::fs::write(path, &want).unwrap();
+        }
+        let have = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            have == want,
+            "docs/man/visdcam.1 is out of date: run VISDCAM_BLESS=1 cargo test -p visdcam --bin visdcam man_page"
+        );
+        for c in COMMANDS {
+            assert!(want.contains(&format!(".B visdcam {}", roff(c.synopsis))));
+        }
+    }
+
+    #[test]
+    fn reference_documents_every_command() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/reference/cli.md");
+        let doc = std::fs::read_to_string(path).unwrap();
+        for c in COMMANDS {
+            assert!(
+                doc.contains(&format!("`visdcam {}`", c.synopsis.replace('|', "\\|"))),
+                "docs/reference/cli.md lacks `visdcam {}`",
+                c.synopsis
+            );
+        }
+        for code in ["| 0 |", "| 1 |", "| 2 |", "| 4 |", "| 78 |"] {
+            assert!(doc.contains(code), "exit code {code} undocumented");
+        }
+    }
+}

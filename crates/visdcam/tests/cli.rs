@@ -317,3 +317,95 @@ fn status_without_a_bus_says_so_and_exits_1() {
         text(&out.stderr)
     );
 }
+
+/// Runs the bash completion function for a command line ending in the word being completed.
+fn complete(s: &Setup, words: &[&str]) -> Vec<String> {
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../packaging/completions/visdcam.bash"
+    );
+    let quoted: Vec<String> = words.iter().map(|w| format!("'{w}'")).collect();
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "source '{script}'; COMP_WORDS=({}); COMP_CWORD={}; _visdcam; \
+             printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+            quoted.join(" "),
+            words.len() - 1
+        ))
+        .env("VISDCAM_CONFIG_DIR", &s.conf)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    text(&out.stdout).lines().map(str::to_string).collect()
+}
+
+#[test]
+fn bash_completion_knows_every_command_and_the_cameras() {
+    let s = setup();
+    let help = text(&run(&s, &["help"], "").stdout);
+    let commands: Vec<String> = help
+        .lines()
+        .skip_while(|l| *l != "Commands:")
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .map(|l| l.split_whitespace().next().unwrap().to_string())
+        .collect();
+    assert_eq!(commands.len(), 16, "{help}");
+    let offered = complete(&s, &["visdcam", ""]);
+    for c in &commands {
+        assert!(offered.contains(c), "completion lacks {c}: {offered:?}");
+    }
+    assert_eq!(
+        complete(&s, &["visdcam", "restart", ""]),
+        ["cam1", "cam2", "all"]
+    );
+    assert_eq!(complete(&s, &["visdcam", "setdur", "c"]), ["cam1", "cam2"]);
+    assert_eq!(complete(&s, &["visdcam", "preset", "cam1", "n"]), ["night"]);
+    assert_eq!(
+        complete(&s, &["visdcam", "ramlogs", ""]),
+        ["on", "off", "status"]
+    );
+}
+
+#[test]
+fn preset_runs_daynight_apply_and_passes_on_its_status() {
+    let s = setup();
+    let log = s.conf.join("daynight.log");
+    let fake = s.conf.join("daynight");
+    fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh\necho \"$@\" >> '{}'\n[ \"$3\" = night ] || {{ echo 'no such preset' >&2; exit 78; }}\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&fake, fs::Permissions::from_mode(0o755)).unwrap();
+    let with_fake = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_visdcam"))
+            .args(args)
+            .env("VISDCAM_CONFIG_DIR", &s.conf)
+            .env("VISDCAM_DAYNIGHT", &fake)
+            .output()
+            .unwrap()
+    };
+    assert_eq!(
+        with_fake(&["preset", "all", "night"]).status.code(),
+        Some(0)
+    );
+    assert_eq!(
+        with_fake(&["preset", "cam2", "night"]).status.code(),
+        Some(0)
+    );
+    let out = with_fake(&["preset", "cam1", "dusk"]);
+    assert_eq!(out.status.code(), Some(78));
+    assert_eq!(text(&out.stderr), "no such preset\n");
+    // An unknown camera never reaches daynight.
+    assert_eq!(with_fake(&["preset", "cam9", "day"]).status.code(), Some(2));
+    assert_eq!(
+        fs::read_to_string(&log).unwrap(),
+        "apply all night\napply cam2 night\napply cam1 dusk\n"
+    );
+}
