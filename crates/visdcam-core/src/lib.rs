@@ -5,12 +5,15 @@
 pub mod backoff;
 pub mod camvars;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod envfile;
 pub mod error;
 pub mod keys;
 pub mod presets;
+pub mod rate;
 pub mod ratelimit;
 pub mod segment;
 pub mod tcplan;
 pub mod units;
+pub mod upload;

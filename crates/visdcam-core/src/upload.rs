@@ -1,0 +1,571 @@
+//! The uploader's decisions, as pure functions: reading aws-cli credential files, what an S3
+//! answer means (stored, retry, retry slowly), `Retry-After`, key variants when a key is taken,
+//! which pending segments to drop over the RAM budget, and the counters file and STATUS text.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use chrono::DateTime;
+
+/// An aws-cli style INI file (`credentials` or `config`): sections of `key = value`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AwsFile {
+    pub sections: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+impl AwsFile {
+    /// Parses the INI dialect aws-cli reads: `[section]`, `key = value`, `#`/`;` comments.
+    /// Continuation lines (indented, used for nested `s3 =` settings) are skipped.
+    /// Errors name the line, never its value (it may hold a secret).
+    pub fn parse(text: &str) -> Result<AwsFile, String> {
+        let mut file = AwsFile::default();
+        let mut current: Option<String> = None;
+        for (i, raw) in text.lines().enumerate() {
+            let line = raw.trim();
+            if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+                continue;
+            }
+            if raw.starts_with([' ', '\t']) && current.is_some() {
+                continue;
+            }
+            if let Some(rest) = line.strip_prefix('[') {
+                let name = rest
+                    .strip_suffix(']')
+                    .ok_or_else(|| format!("line {}: a section header needs a closing `]`", i + 1))?
+                    .trim();
+                current = Some(name.to_string());
+                file.sections.entry(name.to_string()).or_default();
+                continue;
+            }
+            let Some((k, v)) = line.split_once('=') else {
+                return Err(format!("line {}: expected `key = value`", i + 1));
+            };
+            let Some(section) = &current else {
+                return Err(format!("line {}: a setting before any [section]", i + 1));
+            };
+            file.sections
+                .get_mut(section)
+                .expect("section inserted when its header was read")
+                .insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
+        }
+        Ok(file)
+    }
+
+    /// A profile's settings in a `credentials` file (`[NAME]`).
+    pub fn credentials_section(&self, profile: &str) -> Option<&BTreeMap<String, String>> {
+        self.sections.get(profile)
+    }
+
+    /// A profile's settings in a `config` file (`[profile NAME]`, or `[default]`).
+    pub fn config_section(&self, profile: &str) -> Option<&BTreeMap<String, String>> {
+        self.sections
+            .get(&format!("profile {profile}"))
+            .or_else(|| (profile == "default").then(|| self.sections.get("default"))?)
+    }
+}
+
+/// An access key and its secret. `Debug` and `Display` never show the secret.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AccessKey {
+    pub id: String,
+    pub secret: String,
+    pub session_token: Option<String>,
+}
+
+impl fmt::Debug for AccessKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "AccessKey({}, secret hidden)", self.id)
+    }
+}
+
+/// The key of `profile` in a parsed credentials file.
+pub fn access_key(file: &AwsFile, profile: &str) -> Result<AccessKey, String> {
+    let Some(section) = file.credentials_section(profile) else {
+        let known: Vec<&str> = file.sections.keys().map(String::as_str).collect();
+        return Err(format!(
+            "no [{profile}] profile (profiles: {})",
+            if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            }
+        ));
+    };
+    let get = |k: &str| {
+        section
+            .get(k)
+            .filter(|v| !v.is_empty())
+            .cloned()
+            .ok_or_else(|| format!("profile [{profile}] has no {k}"))
+    };
+    Ok(AccessKey {
+        id: get("aws_access_key_id")?,
+        secret: get("aws_secret_access_key")?,
+        session_token: section.get("aws_session_token").cloned(),
+    })
+}
+
+/// The region of `profile` in a parsed config file, if set.
+pub fn profile_region(file: &AwsFile, profile: &str) -> Option<String> {
+    file.config_section(profile)?
+        .get("region")
+        .filter(|r| !r.is_empty())
+        .cloned()
+}
+
+/// How hard to retry after a failed upload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// Network trouble, 5xx, throttling: retry with backoff (or after `retry_after`).
+    Transient {
+        why: String,
+        retry_after: Option<Duration>,
+    },
+    /// The store refuses us (bad key, no bucket, clock skew, bad request): nothing will work
+    /// until a person acts. Retry slowly and say so loudly.
+    Refused { why: String },
+}
+
+impl Failure {
+    pub fn why(&self) -> &str {
+        match self {
+            Failure::Transient { why, .. } | Failure::Refused { why } => why,
+        }
+    }
+}
+
+/// What a PUT's answer means.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PutOutcome {
+    /// Stored, and the ETag is the MD5 we sent.
+    Stored,
+    Failed(Failure),
+}
+
+/// `<Code>` and `<Message>` from an S3 error body, if present.
+pub fn s3_error(body: &str) -> (Option<String>, Option<String>) {
+    let tag = |name: &str| {
+        let open = format!("<{name}>");
+        let close = format!("</{name}>");
+        let start = body.find(&open)? + open.len();
+        let end = body[start..].find(&close)? + start;
+        Some(body[start..end].trim().to_string())
+    };
+    (tag("Code"), tag("Message"))
+}
+
+/// Classifies any S3 answer that is not a success (`status` ≥ 300).
+pub fn classify_error(status: u16, retry_after: Option<Duration>, body: &str) -> Failure {
+    let (code, message) = s3_error(body);
+    let mut why = format!("HTTP {status}");
+    if let Some(c) = &code {
+        why.push_str(&format!(" {c}"));
+    }
+    if let Some(m) = &message {
+        why.push_str(&format!(": {m}"));
+    }
+    let hint = match (status, code.as_deref()) {
+        (_, Some("RequestTimeTooSkewed")) => " (the system clock is off by more than 15 minutes)",
+        (_, Some("SignatureDoesNotMatch")) => " (wrong secret key in the credentials file?)",
+        (_, Some("InvalidAccessKeyId")) => " (unknown access key in the credentials file?)",
+        (_, Some("NoSuchBucket")) => " (does the bucket exist? check B2_BUCKET)",
+        (403, _) => " (wrong key or secret, a key without write access, or clock skew)",
+        (404, _) => " (no such bucket? check B2_BUCKET and B2_ENDPOINT)",
+        _ => "",
+    };
+    why.push_str(hint);
+    match status {
+        408 | 429 | 500..=599 => Failure::Transient { why, retry_after },
+        _ => Failure::Refused { why },
+    }
+}
+
+/// A 2xx PUT answer: stored only if the ETag is our MD5 (hex, any case, quotes optional).
+pub fn classify_put_success(etag: Option<&str>, md5_hex: &str) -> PutOutcome {
+    match etag.map(|e| e.trim().trim_matches('"')) {
+        Some(e) if e.eq_ignore_ascii_case(md5_hex) => PutOutcome::Stored,
+        Some(e) => PutOutcome::Failed(Failure::Transient {
+            why: format!("the store's ETag {e} is not the file's MD5 {md5_hex}"),
+            retry_after: None,
+        }),
+        None => PutOutcome::Failed(Failure::Transient {
+            why: "the store answered without an ETag, so the upload is unverified".into(),
+            retry_after: None,
+        }),
+    }
+}
+
+/// Longest `Retry-After` honoured; a longer one is cut to this.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
+/// Parses `Retry-After`: delta-seconds or an HTTP date, relative to `now_unix` seconds.
+pub fn parse_retry_after(value: &str, now_unix: i64) -> Option<Duration> {
+    let v = value.trim();
+    let d = if let Ok(secs) = v.parse::<u64>() {
+        Duration::from_secs(secs)
+    } else {
+        let at = DateTime::parse_from_rfc2822(v).ok()?.timestamp();
+        Duration::from_secs(u64::try_from(at - now_unix).unwrap_or(0))
+    };
+    Some(d.min(MAX_RETRY_AFTER))
+}
+
+/// The `n`th variant of a key that is already taken by different bytes: `-n` before the
+/// extension (`.../cam_1_2025_10_12_17_42_22-2.ts`). `n` = 1 is the key itself.
+pub fn key_variant(key: &str, n: u32) -> String {
+    if n <= 1 {
+        return key.to_string();
+    }
+    let slash = key.rfind('/').map_or(0, |i| i + 1);
+    match key[slash..].rfind('.') {
+        Some(dot) => format!("{}-{n}{}", &key[..slash + dot], &key[slash + dot..]),
+        None => format!("{key}-{n}"),
+    }
+}
+
+/// Indexes (into `pending`, oldest first) of the segments to drop so that the pending total is
+/// at most `budget` bytes and the filesystem keeps `min_free` bytes free. `pending` holds
+/// sizes, oldest first; `protect` is the index of a segment being uploaded (never dropped).
+pub fn plan_drops(
+    pending: &[u64],
+    protect: Option<usize>,
+    budget: u64,
+    free: u64,
+    min_free: u64,
+) -> Vec<usize> {
+    let mut total: u64 = pending.iter().sum();
+    let mut free = free;
+    let mut drops = Vec::new();
+    for (i, &size) in pending.iter().enumerate() {
+        if total <= budget && free >= min_free {
+            break;
+        }
+        if Some(i) == protect {
+            continue;
+        }
+        drops.push(i);
+        total -= size;
+        free = free.saturating_add(size);
+    }
+    drops
+}
+
+/// File name of the counters file in a camera's RAM directory.
+pub const STATS_FILE: &str = ".uploader-stats";
+
+/// The uploader's counters, kept across restarts in [`STATS_FILE`] as `key=value` lines:
+/// `uploaded`, `uploaded_bytes`, `dropped`, `dropped_bytes`, `queue`, `queue_bytes`,
+/// `last_key`, `last_size`, `last_speed_bps`, `last_upload_unix`, `last_error` (empty when the
+/// last attempt succeeded), `clock` (`synced` or `waiting`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub uploaded: u64,
+    pub uploaded_bytes: u64,
+    pub dropped: u64,
+    pub dropped_bytes: u64,
+    pub queue: u64,
+    pub queue_bytes: u64,
+    pub last_key: String,
+    pub last_size: u64,
+    pub last_speed_bps: u64,
+    pub last_upload_unix: i64,
+    pub last_error: String,
+    pub clock_waiting: bool,
+}
+
+impl Stats {
+    pub fn render(&self) -> String {
+        let one_line = |s: &str| s.replace(['\n', '\r'], " ");
+        format!(
+            "uploaded={}\nuploaded_bytes={}\ndropped={}\ndropped_bytes={}\nqueue={}\n\
+             queue_bytes={}\nlast_key={}\nlast_size={}\nlast_speed_bps={}\nlast_upload_unix={}\n\
+             last_error={}\nclock={}\n",
+            self.uploaded,
+            self.uploaded_bytes,
+            self.dropped,
+            self.dropped_bytes,
+            self.queue,
+            self.queue_bytes,
+            one_line(&self.last_key),
+            self.last_size,
+            self.last_speed_bps,
+            self.last_upload_unix,
+            one_line(&self.last_error),
+            if self.clock_waiting {
+                "waiting"
+            } else {
+                "synced"
+            },
+        )
+    }
+
+    /// Reads the counters back; unknown or malformed lines are ignored (they start at 0).
+    pub fn parse(text: &str) -> Stats {
+        let mut s = Stats::default();
+        for line in text.lines() {
+            let Some((k, v)) = line.split_once('=') else {
+                continue;
+            };
+            let n = || v.trim().parse().unwrap_or(0);
+            match k.trim() {
+                "uploaded" => s.uploaded = n(),
+                "uploaded_bytes" => s.uploaded_bytes = n(),
+                "dropped" => s.dropped = n(),
+                "dropped_bytes" => s.dropped_bytes = n(),
+                "queue" => s.queue = n(),
+                "queue_bytes" => s.queue_bytes = n(),
+                "last_key" => s.last_key = v.to_string(),
+                "last_size" => s.last_size = n(),
+                "last_speed_bps" => s.last_speed_bps = n(),
+                "last_upload_unix" => s.last_upload_unix = v.trim().parse().unwrap_or(0),
+                "last_error" => s.last_error = v.to_string(),
+                "clock" => s.clock_waiting = v.trim() == "waiting",
+                _ => {}
+            }
+        }
+        s
+    }
+
+    /// The STATUS= line: queue, last upload, drops, and the current problem if any.
+    pub fn status_line(&self, now_unix: i64) -> String {
+        let mut s = format!("queue {} ({})", self.queue, human_bytes(self.queue_bytes));
+        if self.clock_waiting {
+            s.push_str("; waiting for clock sync, nothing uploaded until then");
+        }
+        if !self.last_key.is_empty() {
+            let age = (now_unix - self.last_upload_unix).max(0);
+            s.push_str(&format!(
+                "; last {} {} at {}/s {} ago",
+                self.last_key,
+                human_bytes(self.last_size),
+                human_bytes(self.last_speed_bps),
+                human_age(age)
+            ));
+        }
+        s.push_str(&format!("; dropped {}", self.dropped));
+        if self.dropped > 0 {
+            s.push_str(&format!(" ({})", human_bytes(self.dropped_bytes)));
+        }
+        if !self.last_error.is_empty() {
+            s.push_str(&format!(
+                "; error: {}",
+                self.last_error.replace(['\n', '\r'], " ")
+            ));
+        }
+        s
+    }
+}
+
+/// `1.5 MiB`, `512 B`.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut v = n as f64 / 1024.0;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    format!("{v:.1} {}", UNITS[u])
+}
+
+/// `42 s`, `5 min`, `3 h`, `2 d`.
+pub fn human_age(secs: i64) -> String {
+    match secs {
+        s if s < 120 => format!("{s} s"),
+        s if s < 7200 => format!("{} min", s / 60),
+        s if s < 172_800 => format!("{} h", s / 3600),
+        s => format!("{} d", s / 86_400),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_and_region() {
+        let creds = AwsFile::parse(
+            "# keys\n[default]\naws_access_key_id=AKDEF\naws_secret_access_key=sdef\n\n\
+             [b2]\naws_access_key_id = 0061234\naws_secret_access_key = K006secret\n",
+        )
+        .unwrap();
+        let k = access_key(&creds, "b2").unwrap();
+        assert_eq!(k.id, "0061234");
+        assert_eq!(k.secret, "K006secret");
+        assert!(!format!("{k:?}").contains("K006secret"));
+        let e = access_key(&creds, "wasabi").unwrap_err();
+        assert_eq!(e, "no [wasabi] profile (profiles: b2, default)");
+        let partial = AwsFile::parse("[b2]\naws_access_key_id = x\n").unwrap();
+        assert_eq!(
+            access_key(&partial, "b2").unwrap_err(),
+            "profile [b2] has no aws_secret_access_key"
+        );
+
+        let config = AwsFile::parse(
+            "[default]\nregion = us-west-2\n[profile b2]\nregion = ca-east-006\ns3 =\n  addressing_style = path\n",
+        )
+        .unwrap();
+        assert_eq!(
+            profile_region(&config, "b2").as_deref(),
+            Some("ca-east-006")
+        );
+        assert_eq!(
+            profile_region(&config, "default").as_deref(),
+            Some("us-west-2")
+        );
+        assert_eq!(profile_region(&config, "other"), None);
+    }
+
+    #[test]
+    fn bad_ini_names_the_line_not_the_value() {
+        let e = AwsFile::parse("[b2]\naws_secret_access_key K006secret\n").unwrap_err();
+        assert_eq!(e, "line 2: expected `key = value`");
+        assert!(AwsFile::parse("x = 1\n")
+            .unwrap_err()
+            .contains("before any"));
+        assert!(AwsFile::parse("[b2\n").unwrap_err().contains("closing"));
+    }
+
+    #[test]
+    fn answers_are_classified() {
+        let body = |code: &str| {
+            format!("<?xml version=\"1.0\"?><Error><Code>{code}</Code><Message>m</Message></Error>")
+        };
+        let refused = |s: u16, code: &str| {
+            matches!(
+                classify_error(s, None, &body(code)),
+                Failure::Refused { .. }
+            )
+        };
+        assert!(refused(403, "SignatureDoesNotMatch"));
+        assert!(refused(403, "InvalidAccessKeyId"));
+        assert!(refused(403, "RequestTimeTooSkewed"));
+        assert!(refused(404, "NoSuchBucket"));
+        assert!(refused(400, "InvalidDigest"));
+        let slow = classify_error(503, Some(Duration::from_secs(7)), &body("SlowDown"));
+        assert_eq!(
+            slow,
+            Failure::Transient {
+                why: "HTTP 503 SlowDown: m".into(),
+                retry_after: Some(Duration::from_secs(7))
+            }
+        );
+        assert!(matches!(
+            classify_error(500, None, ""),
+            Failure::Transient { .. }
+        ));
+        assert!(classify_error(403, None, &body("RequestTimeTooSkewed"))
+            .why()
+            .contains("clock"));
+        assert!(classify_error(404, None, "").why().contains("B2_BUCKET"));
+    }
+
+    #[test]
+    fn etag_must_be_our_md5() {
+        let md5 = "9e107d9d372bb6826bd81d3542a419d6";
+        assert_eq!(
+            classify_put_success(Some("\"9E107D9D372BB6826BD81D3542A419D6\""), md5),
+            PutOutcome::Stored
+        );
+        assert!(matches!(
+            classify_put_success(Some("\"abc\""), md5),
+            PutOutcome::Failed(Failure::Transient { .. })
+        ));
+        assert!(matches!(
+            classify_put_success(None, md5),
+            PutOutcome::Failed(_)
+        ));
+    }
+
+    #[test]
+    fn retry_after_forms() {
+        let now = DateTime::parse_from_rfc2822("Wed, 21 Oct 2015 07:28:00 GMT")
+            .unwrap()
+            .timestamp();
+        assert_eq!(parse_retry_after("5", now), Some(Duration::from_secs(5)));
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:30 GMT", now),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:27:00 GMT", now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("99999", now), Some(MAX_RETRY_AFTER));
+        assert_eq!(parse_retry_after("soon", now), None);
+    }
+
+    #[test]
+    fn key_variants() {
+        let k = "cam1/2025/10/12/17/cam_1_2025_10_12_17_42_22.ts";
+        assert_eq!(key_variant(k, 1), k);
+        assert_eq!(
+            key_variant(k, 2),
+            "cam1/2025/10/12/17/cam_1_2025_10_12_17_42_22-2.ts"
+        );
+        assert_eq!(key_variant("a.b/c", 3), "a.b/c-3");
+    }
+
+    #[test]
+    fn drops_oldest_over_budget() {
+        // Budget of three 300-byte segments; a fourth arrives.
+        assert_eq!(
+            plan_drops(&[300, 300, 300, 300], None, 1000, 1 << 30, 0),
+            [0]
+        );
+        assert_eq!(
+            plan_drops(&[300, 300, 300], None, 1000, 1 << 30, 0),
+            Vec::<usize>::new()
+        );
+        // The oldest is being uploaded: the next oldest goes.
+        assert_eq!(
+            plan_drops(&[300, 300, 300, 300], Some(0), 1000, 1 << 30, 0),
+            [1]
+        );
+        // Free-space floor: 250 free, 600 wanted → two 300-byte segments go.
+        assert_eq!(
+            plan_drops(&[300, 300, 300], None, 1 << 30, 250, 600),
+            [0, 1]
+        );
+        assert_eq!(plan_drops(&[], None, 0, 0, 10), Vec::<usize>::new());
+    }
+
+    #[test]
+    fn stats_round_trip_and_status() {
+        let s = Stats {
+            uploaded: 5,
+            uploaded_bytes: 5 << 20,
+            dropped: 1,
+            dropped_bytes: 300 << 10,
+            queue: 2,
+            queue_bytes: 3 << 20,
+            last_key: "cam1/2025/10/12/17/cam_1_2025_10_12_17_42_22.ts".into(),
+            last_size: 1 << 20,
+            last_speed_bps: 2 << 20,
+            last_upload_unix: 1000,
+            last_error: "HTTP 403 SignatureDoesNotMatch\nx".into(),
+            clock_waiting: false,
+        };
+        let back = Stats::parse(&s.render());
+        assert_eq!(back.last_error, "HTTP 403 SignatureDoesNotMatch x");
+        assert_eq!(back.uploaded, 5);
+        assert_eq!(back.dropped_bytes, 300 << 10);
+        assert_eq!(
+            s.status_line(1042),
+            "queue 2 (3.0 MiB); last cam1/2025/10/12/17/cam_1_2025_10_12_17_42_22.ts 1.0 MiB \
+             at 2.0 MiB/s 42 s ago; dropped 1 (300.0 KiB); error: HTTP 403 SignatureDoesNotMatch x"
+        );
+        let fresh = Stats {
+            clock_waiting: true,
+            ..Stats::default()
+        };
+        assert_eq!(
+            fresh.status_line(0),
+            "queue 0 (0 B); waiting for clock sync, nothing uploaded until then; dropped 0"
+        );
+    }
+}
