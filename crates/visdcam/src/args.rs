@@ -797,6 +797,7 @@ mod tests {
     }
 }
 
+#[cfg(test)]
 /// Escapes text for roff: backslashes, and a leading `.` or `'` that would start a request.
 fn roff(text: &str) -> String {
     text.lines()
@@ -812,7 +813,9 @@ fn roff(text: &str) -> String {
         .join("\n")
 }
 
-/// The man page (docs/man/visdcam.1), rendered from the same help texts as `visdcam help`.
+/// The man page (docs/man/visdcam.1), rendered from the same help texts as `visdcam help`
+/// by the test below, so the page cannot drift from the binary.
+#[cfg(test)]
 pub fn man_page() -> String {
     let mut out = String::from(
         ".\\\" Generated from crates/visdcam/src/args.rs by\n\
