@@ -15,8 +15,8 @@ use crate::ram::{camera_ram, fs_info, now_ms, FsInfo};
 use crate::systemd::{Systemd, UnitInfo};
 use crate::Ctx;
 
-/// Name of the uploader's counters file in a camera's RAM directory.
-pub const UPLOADER_STATS: &str = ".uploader-stats";
+/// The uploader's counters file in a camera's RAM directory (`key=value` lines).
+use visdcam_core::upload::STATS_FILE as UPLOADER_STATS;
 
 #[derive(Serialize)]
 struct UnitJson {
