@@ -257,7 +257,8 @@ pub const STATS_FILE: &str = ".uploader-stats";
 /// The uploader's counters, kept across restarts in [`STATS_FILE`] as `key=value` lines:
 /// `uploaded`, `uploaded_bytes`, `dropped`, `dropped_bytes`, `queue`, `queue_bytes`,
 /// `last_key`, `last_size`, `last_speed_bps`, `last_upload_unix`, `last_error` (empty when the
-/// last attempt succeeded), `clock` (`synced` or `waiting`).
+/// last attempt succeeded), `clock` (`synced` or `waiting`), and while a body is being sent
+/// `uploading` (file name), `uploading_sent` and `uploading_size` (bytes).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Stats {
     pub uploaded: u64,
@@ -272,6 +273,9 @@ pub struct Stats {
     pub last_upload_unix: i64,
     pub last_error: String,
     pub clock_waiting: bool,
+    pub uploading: String,
+    pub uploading_sent: u64,
+    pub uploading_size: u64,
 }
 
 impl Stats {
@@ -280,7 +284,7 @@ impl Stats {
         format!(
             "uploaded={}\nuploaded_bytes={}\ndropped={}\ndropped_bytes={}\nqueue={}\n\
              queue_bytes={}\nlast_key={}\nlast_size={}\nlast_speed_bps={}\nlast_upload_unix={}\n\
-             last_error={}\nclock={}\n",
+             last_error={}\nclock={}\nuploading={}\nuploading_sent={}\nuploading_size={}\n",
             self.uploaded,
             self.uploaded_bytes,
             self.dropped,
@@ -297,6 +301,9 @@ impl Stats {
             } else {
                 "synced"
             },
+            self.uploading,
+            self.uploading_sent,
+            self.uploading_size,
         )
     }
 
@@ -321,6 +328,9 @@ impl Stats {
                 "last_upload_unix" => s.last_upload_unix = v.trim().parse().unwrap_or(0),
                 "last_error" => s.last_error = v.to_string(),
                 "clock" => s.clock_waiting = v.trim() == "waiting",
+                "uploading" => s.uploading = v.to_string(),
+                "uploading_sent" => s.uploading_sent = n(),
+                "uploading_size" => s.uploading_size = n(),
                 _ => {}
             }
         }
@@ -332,6 +342,13 @@ impl Stats {
         let mut s = format!("queue {} ({})", self.queue, human_bytes(self.queue_bytes));
         if self.clock_waiting {
             s.push_str("; waiting for clock sync, nothing uploaded until then");
+        }
+        if !self.uploading.is_empty() && self.uploading_size > 0 {
+            s.push_str(&format!(
+                "; uploading {} ({} %)",
+                self.uploading,
+                self.uploading_sent * 100 / self.uploading_size
+            ));
         }
         if !self.last_key.is_empty() {
             let age = (now_unix - self.last_upload_unix).max(0);
@@ -549,6 +566,7 @@ mod tests {
             last_upload_unix: 1000,
             last_error: "HTTP 403 SignatureDoesNotMatch\nx".into(),
             clock_waiting: false,
+            ..Stats::default()
         };
         let back = Stats::parse(&s.render());
         assert_eq!(back.last_error, "HTTP 403 SignatureDoesNotMatch x");

@@ -1,0 +1,163 @@
+//! Finding and reading the aws-cli credentials and config files: systemd's credential
+//! directory first (`LoadCredential=`: `$CREDENTIALS_DIRECTORY/aws-credentials` and the optional
+//! `aws-config`), then `AWS_SHARED_CREDENTIALS_FILE` / `AWS_CONFIG_FILE`, then `~/.aws/`.
+//!
+//! The files are read again before every upload attempt, so fixing a wrong key needs no
+//! restart. Secrets never reach a log line: errors name files and profiles only.
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::io;
+use std::path::PathBuf;
+
+use visdcam_core::upload::{access_key, profile_region, AccessKey, AwsFile};
+
+/// Where the files are, in order of preference.
+#[derive(Debug, Clone)]
+pub struct Locations {
+    pub credentials: Vec<PathBuf>,
+    pub config: Vec<PathBuf>,
+}
+
+impl Locations {
+    /// From the process environment.
+    pub fn from_env() -> Locations {
+        let var = |k: &str| {
+            std::env::var_os(k)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
+        let mut credentials = Vec::new();
+        let mut config = Vec::new();
+        if let Some(dir) = var("CREDENTIALS_DIRECTORY") {
+            credentials.push(dir.join("aws-credentials"));
+            config.push(dir.join("aws-config"));
+        }
+        credentials.extend(var("AWS_SHARED_CREDENTIALS_FILE"));
+        config.extend(var("AWS_CONFIG_FILE"));
+        if let Some(home) = var("HOME") {
+            credentials.push(home.join(".aws/credentials"));
+            config.push(home.join(".aws/config"));
+        }
+        Locations {
+            credentials,
+            config,
+        }
+    }
+}
+
+/// What was read: the key, the profile's region (if the config file sets one), and the
+/// file the key came from.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub key: AccessKey,
+    pub region: Option<String>,
+    pub source: PathBuf,
+}
+
+/// Reads the first file that exists; `Ok(None)` when none does.
+fn read_first(paths: &[PathBuf]) -> Result<Option<(PathBuf, String)>, String> {
+    for p in paths {
+        match std::fs::read_to_string(p) {
+            Ok(text) => return Ok(Some((p.clone(), text))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(format!("cannot read {}: {e}", p.display())),
+        }
+    }
+    Ok(None)
+}
+
+/// Loads `profile`'s key (and region) from the first credentials (and config) file found.
+pub fn load(loc: &Locations, profile: &str) -> Result<Loaded, String> {
+    let Some((source, text)) = read_first(&loc.credentials)? else {
+        let tried: Vec<String> = loc
+            .credentials
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        return Err(format!(
+            "no credentials file (looked for {})",
+            if tried.is_empty() {
+                "none: no CREDENTIALS_DIRECTORY, AWS_SHARED_CREDENTIALS_FILE nor HOME".into()
+            } else {
+                tried.join(", ")
+            }
+        ));
+    };
+    let file = AwsFile::parse(&text).map_err(|e| format!("{}: {e}", source.display()))?;
+    let key = access_key(&file, profile).map_err(|e| format!("{}: {e}", source.display()))?;
+    let region = match read_first(&loc.config)? {
+        Some((cpath, ctext)) => {
+            let cfile = AwsFile::parse(&ctext).map_err(|e| format!("{}: {e}", cpath.display()))?;
+            profile_region(&cfile, profile)
+        }
+        None => None,
+    };
+    Ok(Loaded {
+        key,
+        region,
+        source,
+    })
+}
+
+/// A hash of every candidate file's contents (or absence), to notice a change.
+pub fn fingerprint(loc: &Locations) -> u64 {
+    let mut h = DefaultHasher::new();
+    for p in loc.credentials.iter().chain(&loc.config) {
+        std::fs::read(p).ok().hash(&mut h);
+    }
+    h.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_existing_file_wins_and_config_gives_region() {
+        let d = tempfile::tempdir().unwrap();
+        let creddir = d.path().join("creds");
+        std::fs::create_dir(&creddir).unwrap();
+        std::fs::write(
+            creddir.join("aws-credentials"),
+            "[b2]\naws_access_key_id=A\naws_secret_access_key=S\n",
+        )
+        .unwrap();
+        std::fs::write(
+            d.path().join("shared"),
+            "[b2]\naws_access_key_id=B\naws_secret_access_key=T\n",
+        )
+        .unwrap();
+        std::fs::write(
+            d.path().join("config"),
+            "[profile b2]\nregion=ca-east-006\n",
+        )
+        .unwrap();
+        let loc = Locations {
+            credentials: vec![creddir.join("aws-credentials"), d.path().join("shared")],
+            config: vec![creddir.join("aws-config"), d.path().join("config")],
+        };
+        let l = load(&loc, "b2").unwrap();
+        assert_eq!(l.key.id, "A");
+        assert_eq!(l.region.as_deref(), Some("ca-east-006"));
+        let before = fingerprint(&loc);
+        std::fs::remove_file(creddir.join("aws-credentials")).unwrap();
+        assert_eq!(load(&loc, "b2").unwrap().key.id, "B");
+        assert_ne!(fingerprint(&loc), before);
+        let e = load(&loc, "other").unwrap_err();
+        assert!(e.contains("no [other] profile"), "{e}");
+    }
+
+    #[test]
+    fn missing_files_are_named() {
+        let loc = Locations {
+            credentials: vec![PathBuf::from("/nonexistent/credentials")],
+            config: vec![],
+        };
+        let e = load(&loc, "b2").unwrap_err();
+        assert_eq!(
+            e,
+            "no credentials file (looked for /nonexistent/credentials)"
+        );
+    }
+}

@@ -1,0 +1,555 @@
+//! The uploader's loop for one camera: watch the RAM directory, keep the queue within the RAM
+//! budget, wait for a trusted clock, upload the oldest segment, delete it once verified.
+//!
+//! `run()` calls `run_once()` (one refresh, then at most one upload attempt) until shutdown.
+//! Failures back off: transient ones 1 s doubling to 60 s with jitter (or the store's
+//! `Retry-After`); refusals (403/404/400: keys, bucket, skew) 10 s doubling to 5 min, cut short
+//! when the credentials files change. The queue is refreshed on inotify events, every 10 s,
+//! and every 200 ms during an upload, so drops happen even while a slow upload runs.
+
+use std::collections::HashSet;
+use std::ffi::OsString;
+use std::os::fd::AsFd;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use inotify::{Inotify, WatchMask};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use visdcam_core::backoff::Backoff;
+use visdcam_core::clock::{corrected_ns, ClockNotes, NOTES_FILE};
+use visdcam_core::config::Settings;
+use visdcam_core::rate::Pacer;
+use visdcam_core::ratelimit::{RepeatLimiter, Verdict};
+use visdcam_core::segment::{classify, EntryKind, SegmentName};
+use visdcam_core::upload::{human_bytes, plan_drops, Failure, Stats, STATS_FILE};
+use visdcam_daemon::fsutil::write_atomic;
+use visdcam_daemon::notify::Notifier;
+use visdcam_daemon::shutdown;
+
+use crate::clocksrc::{boot_id, ClockSource, Reading};
+use crate::store::{prepare, Store, Stored};
+
+/// Full rescan at least this often (inotify can overflow).
+const RESCAN_EVERY: Duration = Duration::from_secs(10);
+
+/// A closed segment waiting for upload.
+#[derive(Debug, Clone)]
+struct Pending {
+    name: String,
+    size: u64,
+    mtime_ns: i64,
+}
+
+/// Everything the loop keeps.
+pub struct Uploader {
+    camera: String,
+    dir: PathBuf,
+    settings: Settings,
+    /// Lent to the upload in progress (`None` meanwhile), so its tick may use `self`.
+    store: Option<Store>,
+    cred_locations: crate::creds::Locations,
+    clock: ClockSource,
+    notes: ClockNotes,
+    notes_written: String,
+    stats: Stats,
+    stats_written: String,
+    notifier: Notifier,
+    inotify: Inotify,
+    pending: Vec<Pending>,
+    foreign_logged: HashSet<OsString>,
+    dirty: bool,
+    last_scan: Option<Instant>,
+    last_clock: Option<Reading>,
+    transient: Backoff,
+    refused: Backoff,
+    next_attempt: Option<Instant>,
+    /// Credentials fingerprint when the store refused us; a change retries at once.
+    refused_with: Option<u64>,
+    limiter: RepeatLimiter,
+    in_flight: Option<String>,
+}
+
+fn unix_now() -> i64 {
+    Utc::now().timestamp()
+}
+
+impl Uploader {
+    pub fn new(
+        camera: &str,
+        settings: Settings,
+        store: Store,
+        clock: ClockSource,
+    ) -> Result<Uploader, String> {
+        let dir = settings
+            .camera_dir()
+            .ok_or("no camera in the settings (bug)")?;
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let inotify = Inotify::init().map_err(|e| format!("inotify_init: {e}"))?;
+        inotify
+            .watches()
+            .add(
+                &dir,
+                WatchMask::MOVED_TO
+                    | WatchMask::CLOSE_WRITE
+                    | WatchMask::CREATE
+                    | WatchMask::DELETE
+                    | WatchMask::MOVED_FROM,
+            )
+            .map_err(|e| format!("watching {}: {e}", dir.display()))?;
+        let stats = std::fs::read_to_string(dir.join(STATS_FILE))
+            .map(|t| Stats::parse(&t))
+            .unwrap_or_default();
+        let this_boot = boot_id();
+        let mut notes = std::fs::read_to_string(dir.join(NOTES_FILE))
+            .map(|t| ClockNotes::parse(&t))
+            .unwrap_or_default();
+        if notes.boot_id != this_boot {
+            notes = ClockNotes {
+                boot_id: this_boot,
+                ..Default::default()
+            };
+        }
+        Ok(Uploader {
+            camera: camera.to_string(),
+            dir,
+            settings,
+            cred_locations: store.locations().clone(),
+            store: Some(store),
+            clock,
+            notes,
+            notes_written: String::new(),
+            stats,
+            stats_written: String::new(),
+            notifier: Notifier::from_env(),
+            inotify,
+            pending: Vec::new(),
+            foreign_logged: HashSet::new(),
+            dirty: true,
+            last_scan: None,
+            last_clock: None,
+            transient: Backoff::new(Duration::from_secs(1), Duration::from_secs(60)),
+            refused: Backoff::new(Duration::from_secs(10), Duration::from_secs(300)),
+            next_attempt: None,
+            refused_with: None,
+            limiter: RepeatLimiter::new(Duration::from_secs(60), Duration::from_secs(3600)),
+            in_flight: None,
+        })
+    }
+
+    /// Runs until SIGTERM/SIGINT.
+    pub fn run(&mut self) {
+        self.refresh();
+        self.notifier.ready();
+        log::info!(
+            "watching {} for camera {}; {} pending",
+            self.dir.display(),
+            self.camera,
+            self.pending.len()
+        );
+        while !shutdown::requested() {
+            self.run_once();
+        }
+        self.notifier.stopping();
+        self.publish();
+    }
+
+    /// One refresh and at most one upload attempt (or a short wait).
+    fn run_once(&mut self) {
+        self.refresh();
+        if self.settings.require_clock_sync && !self.last_clock.is_some_and(|c| c.synced) {
+            self.wait_events(Duration::from_secs(1));
+            return;
+        }
+        if let Some(at) = self.next_attempt {
+            let now = Instant::now();
+            if now < at {
+                if self
+                    .refused_with
+                    .is_some_and(|f| f != crate::creds::fingerprint(&self.cred_locations))
+                {
+                    log::info!("credentials files changed; retrying now");
+                    self.next_attempt = None;
+                    self.refused_with = None;
+                    return;
+                }
+                self.wait_events((at - now).min(Duration::from_secs(1)));
+                return;
+            }
+        }
+        let Some(seg) = self.pending.first().cloned() else {
+            self.wait_events(Duration::from_secs(5));
+            return;
+        };
+        self.attempt(&seg);
+    }
+
+    /// The object time of a segment: its mtime, corrected for clock steps since it was first
+    /// seen if that was before the clock was synchronised.
+    fn key_time(&self, seg: &Pending) -> DateTime<Utc> {
+        let mut ns = seg.mtime_ns;
+        if self.settings.require_clock_sync {
+            if let (Some(then), Some(now)) = (self.notes.offsets.get(&seg.name), self.last_clock) {
+                ns = corrected_ns(seg.mtime_ns, *then, now.offset_ns());
+            }
+        }
+        DateTime::from_timestamp_nanos(ns)
+    }
+
+    fn attempt(&mut self, seg: &Pending) {
+        let path = self.dir.join(&seg.name);
+        let key = self.settings.key_template.render(
+            &self.camera,
+            self.key_time(seg),
+            self.settings.key_tz,
+        );
+        let prep = match prepare(&path) {
+            Ok(p) => p,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                self.dirty = true;
+                return;
+            }
+            Err(e) => {
+                self.fail(Failure::Transient {
+                    why: format!("cannot read {}: {e}", path.display()),
+                    retry_after: None,
+                });
+                return;
+            }
+        };
+        let size = prep.size;
+        let pacer = Pacer::from_kibps(self.settings.rate_kbps);
+        let started = Instant::now();
+        self.in_flight = Some(seg.name.clone());
+        self.stats.uploading = seg.name.clone();
+        self.stats.uploading_sent = 0;
+        self.stats.uploading_size = size;
+        // During the body: keep the queue within budget, ping the watchdog, stop on SIGTERM.
+        let store = self
+            .store
+            .take()
+            .expect("the store is back after each upload");
+        let result = {
+            let mut tick = |sent: u64| {
+                self.stats.uploading_sent = sent;
+                self.refresh();
+                !shutdown::requested()
+            };
+            store.upload(prep, &key, pacer, &mut tick)
+        };
+        self.store = Some(store);
+        self.in_flight = None;
+        self.stats.uploading.clear();
+        self.stats.uploading_sent = 0;
+        self.stats.uploading_size = 0;
+        match result {
+            Ok(stored) => {
+                let (key, how) = match stored {
+                    Stored::Uploaded { key } => (key, "uploaded"),
+                    Stored::AlreadyThere { key } => (key, "already stored"),
+                };
+                if let Err(e) = std::fs::remove_file(&path) {
+                    if e.kind() != std::io::ErrorKind::NotFound {
+                        log::error!("{how} {key} but cannot delete {}: {e}", path.display());
+                    }
+                }
+                let secs = started.elapsed().as_secs_f64().max(0.001);
+                let speed = (size as f64 / secs) as u64;
+                log::info!(
+                    "{how} {} as {key} ({}, {:.1} s, {}/s)",
+                    seg.name,
+                    human_bytes(size),
+                    secs,
+                    human_bytes(speed)
+                );
+                self.pending.retain(|p| p.name != seg.name);
+                self.notes.offsets.remove(&seg.name);
+                self.stats.uploaded += 1;
+                self.stats.uploaded_bytes += size;
+                self.stats.last_key = key;
+                self.stats.last_size = size;
+                self.stats.last_speed_bps = speed;
+                self.stats.last_upload_unix = unix_now();
+                if !self.stats.last_error.is_empty() {
+                    let held = self.limiter.clear("upload");
+                    log::info!(
+                        "uploads work again (after: {}; {held} similar messages held back)",
+                        self.stats.last_error
+                    );
+                }
+                self.stats.last_error.clear();
+                self.transient.reset();
+                self.refused.reset();
+                self.next_attempt = None;
+                self.refused_with = None;
+                self.dirty = true;
+                self.publish();
+            }
+            Err(f) => self.fail(f),
+        }
+    }
+
+    fn fail(&mut self, f: Failure) {
+        if shutdown::requested() {
+            return;
+        }
+        let (delay, loud) = match &f {
+            Failure::Transient { retry_after, .. } => {
+                let backoff = self.transient.next(fastrand::f64());
+                (retry_after.unwrap_or(backoff), false)
+            }
+            Failure::Refused { .. } => {
+                self.refused_with = Some(crate::creds::fingerprint(&self.cred_locations));
+                (self.refused.next(fastrand::f64()), true)
+            }
+        };
+        let msg = format!(
+            "upload failed: {}; retrying in {:.0} s{}",
+            f.why(),
+            delay.as_secs_f64().ceil(),
+            if loud {
+                " (nothing is deleted; fix this and the uploader retries)"
+            } else {
+                ""
+            }
+        );
+        if let Verdict::Emit { suppressed } = self.limiter.check("upload", Instant::now()) {
+            let more = if suppressed > 0 {
+                format!(" ({suppressed} similar messages held back)")
+            } else {
+                String::new()
+            };
+            if loud {
+                log::error!("{msg}{more}");
+            } else {
+                log::warn!("{msg}{more}");
+            }
+        }
+        self.stats.last_error = f.why().to_string();
+        self.next_attempt = Some(Instant::now() + delay);
+        self.publish();
+    }
+
+    /// Waits up to `d` for a directory event (or shutdown).
+    fn wait_events(&mut self, d: Duration) {
+        self.notifier.ping_if_due();
+        let end = Instant::now() + d;
+        while !shutdown::requested() {
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            let step = left.min(Duration::from_millis(200));
+            let fd = self.inotify.as_fd();
+            let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
+            let ms = u16::try_from(step.as_millis()).unwrap_or(u16::MAX);
+            if matches!(poll(&mut fds, PollTimeout::from(ms)), Ok(n) if n > 0) {
+                self.drain_events();
+                return;
+            }
+        }
+    }
+
+    fn drain_events(&mut self) {
+        let mut buf = [0u8; 4096];
+        loop {
+            match self.inotify.read_events(&mut buf) {
+                Ok(events) => {
+                    if events.count() == 0 {
+                        return;
+                    }
+                    self.dirty = true;
+                }
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// Rescans if needed, enforces the budget, notes clock offsets, publishes status.
+    fn refresh(&mut self) {
+        self.notifier.ping_if_due();
+        self.drain_events();
+        match self.clock.read() {
+            Ok(r) => {
+                if let Some(prev) = self.last_clock {
+                    if prev.synced != r.synced && r.synced {
+                        log::info!("system clock synchronised; uploads start");
+                    }
+                }
+                self.last_clock = Some(r);
+            }
+            Err(e) => {
+                if let Verdict::Emit { .. } = self.limiter.check("clock", Instant::now()) {
+                    log::error!("reading the clock state: {e}");
+                }
+            }
+        }
+        if self.dirty || self.last_scan.is_none_or(|t| t.elapsed() >= RESCAN_EVERY) {
+            self.dirty = false;
+            self.last_scan = Some(Instant::now());
+            if let Err(e) = self.scan() {
+                if let Verdict::Emit { .. } = self.limiter.check("scan", Instant::now()) {
+                    log::error!("{e}");
+                }
+            }
+            self.enforce_budget();
+        }
+        let waiting =
+            self.settings.require_clock_sync && !self.last_clock.is_some_and(|c| c.synced);
+        if waiting {
+            if let Some(now) = self.last_clock {
+                for p in &self.pending {
+                    self.notes
+                        .offsets
+                        .entry(p.name.clone())
+                        .or_insert_with(|| now.offset_ns());
+                }
+            }
+        }
+        self.stats.clock_waiting = waiting;
+        self.publish();
+    }
+
+    /// Lists closed segments, oldest first. Anything else is ignored (logged once).
+    fn scan(&mut self) -> Result<(), String> {
+        let entries = std::fs::read_dir(&self.dir)
+            .map_err(|e| format!("cannot list {}: {e}", self.dir.display()))?;
+        let mut pending = Vec::new();
+        for entry in entries.flatten() {
+            let os_name = entry.file_name();
+            let Some(name) = os_name.to_str() else {
+                self.log_foreign(&os_name, "a name that is not UTF-8");
+                continue;
+            };
+            match classify(name) {
+                EntryKind::Final(_) => {}
+                EntryKind::Partial(_) | EntryKind::Internal => continue,
+                EntryKind::Foreign => {
+                    self.log_foreign(&os_name, "not a segment name (seg-<ms>-<tag>.ts)");
+                    continue;
+                }
+            }
+            let Ok(meta) = std::fs::symlink_metadata(entry.path()) else {
+                continue;
+            };
+            if !meta.file_type().is_file() {
+                self.log_foreign(&os_name, "not a regular file (symlink, directory, FIFO...)");
+                continue;
+            }
+            pending.push(Pending {
+                name: name.to_string(),
+                size: meta.len(),
+                mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
+            });
+        }
+        pending.sort_by(|a, b| {
+            (a.mtime_ns, SegmentName::parse_final(&a.name))
+                .cmp(&(b.mtime_ns, SegmentName::parse_final(&b.name)))
+        });
+        let names: HashSet<&str> = pending.iter().map(|p| p.name.as_str()).collect();
+        self.notes.offsets.retain(|n, _| names.contains(n.as_str()));
+        self.pending = pending;
+        Ok(())
+    }
+
+    fn log_foreign(&mut self, name: &OsString, why: &str) {
+        if self.foreign_logged.insert(name.clone()) {
+            log::warn!(
+                "ignoring {} in {}: {why}; it is never uploaded",
+                Path::new(name).display(),
+                self.dir.display()
+            );
+        }
+    }
+
+    /// Drops the oldest pending segments while over `RAM_BUDGET_MB` or under
+    /// `RAM_MIN_FREE_MB` free; never the one being uploaded.
+    fn enforce_budget(&mut self) {
+        #[allow(
+            clippy::unnecessary_cast,
+            reason = "fsblkcnt_t and c_ulong are narrower than u64 on 32-bit targets"
+        )]
+        let free = match nix::sys::statvfs::statvfs(&self.dir) {
+            Ok(s) => s.blocks_available() as u64 * s.fragment_size() as u64,
+            Err(_) => u64::MAX,
+        };
+        let sizes: Vec<u64> = self.pending.iter().map(|p| p.size).collect();
+        let protect = self
+            .in_flight
+            .as_ref()
+            .and_then(|n| self.pending.iter().position(|p| &p.name == n));
+        let drops = plan_drops(
+            &sizes,
+            protect,
+            self.settings.ram_budget_bytes(),
+            free,
+            self.settings.ram_min_free_bytes(),
+        );
+        if drops.is_empty() {
+            return;
+        }
+        let mut gone = HashSet::new();
+        for i in drops {
+            let p = &self.pending[i];
+            match std::fs::remove_file(self.dir.join(&p.name)) {
+                Ok(()) => {
+                    log::warn!(
+                        "dropped {} ({}): pending segments exceed the RAM budget \
+                         (RAM_BUDGET_MB={}, RAM_MIN_FREE_MB={}, {} free)",
+                        p.name,
+                        human_bytes(p.size),
+                        self.settings.ram_budget_mb,
+                        self.settings.ram_min_free_mb,
+                        human_bytes(free)
+                    );
+                    self.stats.dropped += 1;
+                    self.stats.dropped_bytes += p.size;
+                    gone.insert(p.name.clone());
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    gone.insert(p.name.clone());
+                }
+                Err(e) => log::error!("cannot drop {}: {e}", p.name),
+            }
+        }
+        self.pending.retain(|p| !gone.contains(&p.name));
+        for n in &gone {
+            self.notes.offsets.remove(n);
+        }
+    }
+
+    /// Writes the counters and clock notes (when changed) and sends STATUS=.
+    fn publish(&mut self) {
+        self.stats.queue = self.pending.len() as u64;
+        self.stats.queue_bytes = self.pending.iter().map(|p| p.size).sum();
+        let text = self.stats.render();
+        if text != self.stats_written {
+            if let Err(e) = write_atomic(&self.dir.join(STATS_FILE), text.as_bytes()) {
+                if let Verdict::Emit { .. } = self.limiter.check("stats", Instant::now()) {
+                    log::error!("cannot write {}: {e}", self.dir.join(STATS_FILE).display());
+                }
+            }
+            self.stats_written = text;
+        }
+        let notes = self.notes.render();
+        if notes != self.notes_written {
+            let path = self.dir.join(NOTES_FILE);
+            let r = if self.notes.offsets.is_empty() {
+                match std::fs::remove_file(&path) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+                    _ => Ok(()),
+                }
+            } else {
+                write_atomic(&path, notes.as_bytes())
+            };
+            if let Err(e) = r {
+                log::error!("cannot write {}: {e}", path.display());
+            }
+            self.notes_written = notes;
+        }
+        let status = self.stats.status_line(unix_now());
+        self.notifier.status(&status);
+    }
+}
