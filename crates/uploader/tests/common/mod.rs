@@ -90,7 +90,7 @@ impl Env {
             etc.join("visdcam.conf"),
             format!(
                 "RAM_DIR={}\nB2_ENDPOINT={endpoint}\nB2_BUCKET={}\nB2_ADDRESSING_STYLE=path\n\
-                 LOG_LEVEL=debug\n{clock_line}{extra}",
+                 LOG_LEVEL=info\n{clock_line}{extra}",
                 ram.display(),
                 rig.bucket()
             ),
@@ -215,6 +215,8 @@ impl Env {
         let deadline = Instant::now() + Duration::from_secs(secs);
         let mut ok = false;
         while Instant::now() < deadline {
+            // Keep the notify socket drained: a full queue would block the uploader's sends.
+            self.status();
             if cond(self) {
                 ok = true;
                 break;
