@@ -13,6 +13,7 @@ pub mod keys;
 pub mod presets;
 pub mod rate;
 pub mod ratelimit;
+pub mod recorder;
 pub mod segment;
 pub mod tcplan;
 pub mod units;

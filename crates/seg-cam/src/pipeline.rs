@@ -1,0 +1,335 @@
+//! The recording pipeline for one camera connection, built element by element:
+//!
+//! ```text
+//! {souphttpsrc} ─ {multipartdemux} ┄(pad-added)┄ {jpegdec} ─ {videoconvert} ─ {capsfilter I420}
+//!     ─ {x264enc} ─ {h264parse} ─ {splitmuxsink: mpegtsmux + filesink}
+//!  ▲ parts counted here            ▲ frames counted here  ▲ split grid: force a keyframe and
+//!                                                            split-at-running-time every SEG_SECONDS
+//! ```
+//!
+//! - Timestamps are arrival times (`is-live`, `do-timestamp` on the source), so a segment
+//!   plays at wall-clock speed whatever frame rate the camera manages.
+//! - `videoconvert` is a pass-through when jpegdec already gives I420 (4:2:0 JPEGs); it only
+//!   works for 4:2:2 JPEGs, which x264 would otherwise encode as High 4:2:2 that few players
+//!   decode.
+//! - Splits: x264 makes a keyframe every `KEYFRAME_INTERVAL` frames; on top of that the
+//!   recorder forces one on the first frame past each `SEG_SECONDS` grid point and asks
+//!   splitmuxsink to split there (`split-at-running-time`; `max-size-time` is 0). Segments
+//!   are therefore `SEG_SECONDS` long (± one frame) and start on a keyframe.
+//! - File names come from `format-location-full`: `seg-<wall ms of the first frame>-<tag>.ts.part`.
+//! - A pipeline lives for one connection: the run loop drains it to EOS and drops it when the
+//!   camera fails, then builds a new one.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use visdcam_core::recorder::SplitGrid;
+use visdcam_core::segment::SegmentName;
+
+/// Every element the pipeline uses and the Debian package that provides it.
+pub const ELEMENTS: &[(&str, &str)] = &[
+    ("souphttpsrc", "gstreamer1.0-plugins-good"),
+    ("multipartdemux", "gstreamer1.0-plugins-good"),
+    ("jpegdec", "gstreamer1.0-plugins-good"),
+    ("videoconvert", "gstreamer1.0-plugins-base"),
+    ("capsfilter", "libgstreamer1.0-0"),
+    ("x264enc", "gstreamer1.0-plugins-ugly"),
+    ("h264parse", "gstreamer1.0-plugins-bad"),
+    ("splitmuxsink", "gstreamer1.0-plugins-good"),
+    ("mpegtsmux", "gstreamer1.0-plugins-bad"),
+    ("filesink", "libgstreamer1.0-0"),
+];
+
+/// The elements that are not installed, with their packages. Empty when all are there.
+pub fn missing_elements() -> Vec<(&'static str, &'static str)> {
+    ELEMENTS
+        .iter()
+        .filter(|(name, _)| gst::ElementFactory::find(name).is_none())
+        .copied()
+        .collect()
+}
+
+/// One line naming what to install.
+pub fn missing_message(missing: &[(&str, &str)]) -> String {
+    let mut packages: Vec<&str> = missing.iter().map(|(_, p)| *p).collect();
+    packages.sort_unstable();
+    packages.dedup();
+    let names: Vec<&str> = missing.iter().map(|(n, _)| *n).collect();
+    format!(
+        "missing GStreamer element{} {}: install with `apt install {}`",
+        if names.len() == 1 { "" } else { "s" },
+        names.join(", "),
+        packages.join(" ")
+    )
+}
+
+/// What the pipeline needs to know.
+#[derive(Debug, Clone)]
+pub struct PipelineConfig {
+    pub url: String,
+    pub dir: PathBuf,
+    pub seg: Duration,
+    pub x264_preset: String,
+    pub bitrate_kbps: u32,
+    pub keyframe_interval: u32,
+    /// souphttpsrc's socket timeout: longer than the recorder's own stall timeout, so the
+    /// recorder decides (souphttpsrc would retry with a Range header the camera ignores).
+    pub socket_timeout_s: u32,
+}
+
+/// Counters the streaming threads update and the run loop reads.
+pub struct Counters {
+    epoch: Instant,
+    parts: AtomicU64,
+    frames: AtomicU64,
+    /// Milliseconds since `epoch` + 1 of the last part / frame (0: none yet).
+    last_part: AtomicU64,
+    last_frame: AtomicU64,
+    /// Every `.part` this pipeline opened, in order.
+    opened: Mutex<Vec<PathBuf>>,
+}
+
+impl Counters {
+    fn new() -> Counters {
+        Counters {
+            epoch: Instant::now(),
+            parts: AtomicU64::new(0),
+            frames: AtomicU64::new(0),
+            last_part: AtomicU64::new(0),
+            last_frame: AtomicU64::new(0),
+            opened: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn stamp(&self, at: &AtomicU64) {
+        at.store(
+            self.epoch.elapsed().as_millis() as u64 + 1,
+            Ordering::Relaxed,
+        );
+    }
+
+    fn read(&self, at: &AtomicU64) -> Option<Instant> {
+        match at.load(Ordering::Relaxed) {
+            0 => None,
+            ms => Some(self.epoch + Duration::from_millis(ms - 1)),
+        }
+    }
+
+    pub fn parts(&self) -> u64 {
+        self.parts.load(Ordering::Relaxed)
+    }
+
+    pub fn frames(&self) -> u64 {
+        self.frames.load(Ordering::Relaxed)
+    }
+
+    pub fn last_part(&self) -> Option<Instant> {
+        self.read(&self.last_part)
+    }
+
+    pub fn last_frame(&self) -> Option<Instant> {
+        self.read(&self.last_frame)
+    }
+
+    pub fn opened(&self) -> Vec<PathBuf> {
+        self.opened
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+/// A built pipeline and its counters.
+pub struct Recording {
+    pub pipeline: gst::Pipeline,
+    pub counters: Arc<Counters>,
+}
+
+/// Building failed: an element is missing or refused a link (a broken installation).
+#[derive(Debug)]
+pub struct BuildError(pub String);
+
+impl std::fmt::Display for BuildError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "building the pipeline: {}", self.0)
+    }
+}
+
+impl std::error::Error for BuildError {}
+
+fn make(factory: &str, name: &str) -> Result<gst::Element, BuildError> {
+    gst::ElementFactory::make(factory)
+        .name(name)
+        .build()
+        .map_err(|_| BuildError(missing_message(&missing_elements())))
+}
+
+fn wall_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// The running time of a buffer (its PTS mapped through the sample's or pad's segment).
+fn running_time(pts: gst::ClockTime, segment: Option<&gst::Segment>) -> gst::ClockTime {
+    segment
+        .and_then(|s| s.downcast_ref::<gst::ClockTime>())
+        .and_then(|s| s.to_running_time(pts))
+        .unwrap_or(pts)
+}
+
+impl Recording {
+    pub fn build(cfg: &PipelineConfig) -> Result<Recording, BuildError> {
+        let counters = Arc::new(Counters::new());
+        let pipeline = gst::Pipeline::with_name("seg-cam");
+        let src = make("souphttpsrc", "src")?;
+        src.set_property("location", &cfg.url);
+        src.set_property("is-live", true);
+        src.set_property("do-timestamp", true);
+        src.set_property("timeout", cfg.socket_timeout_s);
+        // The run loop retries with backoff; souphttpsrc's own retries would only delay it.
+        src.set_property("retries", 0i32);
+        let demux = make("multipartdemux", "demux")?;
+        demux.set_property("single-stream", true);
+        let dec = make("jpegdec", "dec")?;
+        // Corrupt frames are skipped, never fatal (a stream of them counts as a stall).
+        dec.set_property("max-errors", -1i32);
+        let convert = make("videoconvert", "convert")?;
+        let caps = make("capsfilter", "i420")?;
+        caps.set_property(
+            "caps",
+            gst::Caps::builder("video/x-raw")
+                .field("format", "I420")
+                .build(),
+        );
+        let enc = make("x264enc", "enc")?;
+        enc.set_property_from_str("speed-preset", &cfg.x264_preset);
+        enc.set_property_from_str("tune", "zerolatency");
+        enc.set_property("bitrate", cfg.bitrate_kbps);
+        enc.set_property("key-int-max", cfg.keyframe_interval);
+        let parse = make("h264parse", "parse")?;
+        // SPS/PPS before every keyframe: each segment decodes on its own.
+        parse.set_property("config-interval", -1i32);
+        let sink = make("splitmuxsink", "split")?;
+        if gst::ElementFactory::find("mpegtsmux").is_none()
+            || gst::ElementFactory::find("filesink").is_none()
+        {
+            return Err(BuildError(missing_message(&missing_elements())));
+        }
+        sink.set_property("muxer-factory", "mpegtsmux");
+        sink.set_property("max-size-time", 0u64);
+        sink.set_property("max-size-bytes", 0u64);
+        sink.set_property("send-keyframe-requests", false);
+
+        pipeline
+            .add_many([&src, &demux, &dec, &convert, &caps, &enc, &parse, &sink])
+            .map_err(|e| BuildError(e.to_string()))?;
+        src.link(&demux)
+            .map_err(|e| BuildError(format!("souphttpsrc ! multipartdemux: {e}")))?;
+        gst::Element::link_many([&dec, &convert, &caps, &enc, &parse, &sink])
+            .map_err(|e| BuildError(format!("jpegdec ! ... ! splitmuxsink: {e}")))?;
+
+        // multipartdemux adds its pad on the first part.
+        let dec_sink = dec
+            .static_pad("sink")
+            .ok_or_else(|| BuildError("jpegdec has no sink pad".into()))?;
+        let c = counters.clone();
+        demux.connect_pad_added(move |_, pad| {
+            if dec_sink.is_linked() {
+                return;
+            }
+            if let Err(e) = pad.link(&dec_sink) {
+                log::error!("linking multipartdemux to jpegdec: {e}");
+                return;
+            }
+            let c = c.clone();
+            pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+                c.parts.fetch_add(1, Ordering::Relaxed);
+                c.stamp(&c.last_part);
+                gst::PadProbeReturn::Ok
+            });
+        });
+
+        let c = counters.clone();
+        dec.static_pad("src")
+            .ok_or_else(|| BuildError("jpegdec has no src pad".into()))?
+            .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+                c.frames.fetch_add(1, Ordering::Relaxed);
+                c.stamp(&c.last_frame);
+                gst::PadProbeReturn::Ok
+            });
+
+        // The split grid: force a keyframe and split there every SEG_SECONDS.
+        let enc_sink = enc
+            .static_pad("sink")
+            .ok_or_else(|| BuildError("x264enc has no sink pad".into()))?;
+        let split_weak = sink.downgrade();
+        let grid = Mutex::new(SplitGrid::new(cfg.seg));
+        caps.static_pad("src")
+            .ok_or_else(|| BuildError("capsfilter has no src pad".into()))?
+            .add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
+                let Some(pts) = info.buffer().and_then(|b| b.pts()) else {
+                    return gst::PadProbeReturn::Ok;
+                };
+                let segment = pad
+                    .sticky_event::<gst::event::Segment>(0)
+                    .map(|e| e.segment().clone());
+                let rt = running_time(pts, segment.as_ref());
+                let split = grid
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .frame(Duration::from_nanos(rt.nseconds()));
+                if split {
+                    let s = gst::Structure::builder("GstForceKeyUnit")
+                        .field("timestamp", pts.nseconds())
+                        .field("stream-time", pts.nseconds())
+                        .field("running-time", rt.nseconds())
+                        .field("all-headers", true)
+                        .field("count", 0u32)
+                        .build();
+                    if !enc_sink.send_event(gst::event::CustomDownstream::new(s)) {
+                        log::warn!("x264enc refused a keyframe request");
+                    }
+                    if let Some(split) = split_weak.upgrade() {
+                        split.emit_by_name::<()>("split-at-running-time", &[&rt.nseconds()]);
+                    }
+                }
+                gst::PadProbeReturn::Ok
+            });
+
+        let dir = cfg.dir.clone();
+        let c = counters.clone();
+        sink.connect("format-location-full", false, move |args| {
+            let el = args[0].get::<gst::Element>().ok()?;
+            // The fragment opens a little after its first frame arrived: date it back.
+            let lag = args
+                .get(2)
+                .and_then(|v| v.get::<gst::Sample>().ok())
+                .and_then(|s| {
+                    let pts = s.buffer()?.pts()?;
+                    let rt = running_time(pts, s.segment());
+                    Some(el.current_running_time()?.saturating_sub(rt))
+                })
+                .unwrap_or(gst::ClockTime::ZERO);
+            let start = SystemTime::now()
+                .checked_sub(Duration::from_nanos(lag.nseconds()))
+                .unwrap_or_else(SystemTime::now);
+            let mut name = SegmentName::new(wall_ms(start), fastrand::u16(..));
+            while dir.join(name.partial_name()).exists() || dir.join(name.final_name()).exists() {
+                name.tag = fastrand::u16(..);
+            }
+            let path = dir.join(name.partial_name());
+            c.opened
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(path.clone());
+            Some(path.to_string_lossy().into_owned().to_value())
+        });
+
+        Ok(Recording { pipeline, counters })
+    }
+}

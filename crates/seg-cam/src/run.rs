@@ -1,0 +1,472 @@
+//! The recorder's main loop: `run()` calls `run_once()` (one camera connection, one pipeline)
+//! forever, with capped exponential backoff and jitter between connections. The loop owns
+//! every sd_notify call: STATUS= once a second and watchdog pings only from here, so a hang
+//! anywhere in it (a stuck element, a deadlock while stopping a pipeline) stops the pings and
+//! systemd's `WatchdogSec=` kills the process.
+
+use std::collections::VecDeque;
+use std::net::{TcpStream, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use visdcam_core::backoff::Backoff;
+use visdcam_core::config::{HttpUrl, Settings};
+use visdcam_core::ratelimit::{RepeatLimiter, Verdict};
+use visdcam_core::recorder::{session_fault, Activity, Fault, FpsMeter, SessionReport};
+use visdcam_core::segment::SegmentName;
+use visdcam_daemon::notify::Notifier;
+use visdcam_daemon::shutdown;
+
+use crate::handoff::{self, Handoff, Outcome};
+use crate::pipeline::{BuildError, PipelineConfig, Recording};
+
+/// How long a pipeline may take to drain to EOS (close its last segment) before it is
+/// stopped anyway; the partial it leaves is then finalised like a crash leftover.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// Below this much free space in the RAM directory no connection is tried.
+pub const MIN_FREE_BYTES: u64 = 512 * 1024;
+const TICK: Duration = Duration::from_millis(100);
+
+/// How one connection ended.
+enum End {
+    Shutdown,
+    Fault { fault: Fault, recorded: bool },
+}
+
+pub struct Recorder {
+    url: HttpUrl,
+    cfg: PipelineConfig,
+    stall: Duration,
+    handoff: Handoff,
+    notifier: Notifier,
+    backoff: Backoff,
+    limiter: RepeatLimiter,
+    handed_off: VecDeque<Instant>,
+    ready: bool,
+    failures: u64,
+}
+
+impl Recorder {
+    pub fn new(settings: &Settings, dir: PathBuf, handoff: Handoff) -> Recorder {
+        let url = settings
+            .camera_url
+            .clone()
+            .expect("a camera's settings have CAMERA_URL");
+        let cfg = PipelineConfig {
+            url: url.to_string(),
+            dir,
+            seg: Duration::from_secs(settings.seg_seconds.into()),
+            x264_preset: settings.x264_preset.clone(),
+            bitrate_kbps: settings.x264_bitrate_kbps,
+            keyframe_interval: settings.keyframe_interval,
+            socket_timeout_s: settings.stall_timeout_s + 10,
+        };
+        Recorder {
+            url,
+            cfg,
+            stall: Duration::from_secs(settings.stall_timeout_s.into()),
+            handoff,
+            notifier: Notifier::from_env(),
+            backoff: Backoff::new(Duration::from_secs(1), Duration::from_secs(30)),
+            limiter: RepeatLimiter::new(Duration::from_secs(60), Duration::from_secs(3600)),
+            handed_off: VecDeque::new(),
+            ready: false,
+            failures: 0,
+        }
+    }
+
+    /// Records until SIGTERM/SIGINT. Only a broken installation (a pipeline that cannot be
+    /// built) returns an error.
+    pub fn run(&mut self) -> Result<(), BuildError> {
+        while !shutdown::requested() {
+            match self.run_once()? {
+                End::Shutdown => break,
+                End::Fault { fault, recorded } => {
+                    if recorded {
+                        self.backoff.reset();
+                    }
+                    self.failures += 1;
+                    let delay = self.backoff.next(fastrand::f64());
+                    match self.limiter.check(fault.key(), Instant::now()) {
+                        Verdict::Emit { suppressed: 0 } => {
+                            log::warn!("{fault}; retrying in {:.1} s", delay.as_secs_f64())
+                        }
+                        Verdict::Emit { suppressed } => log::warn!(
+                            "{fault}; retrying in {:.1} s ({suppressed} similar messages not logged)",
+                            delay.as_secs_f64()
+                        ),
+                        Verdict::Suppress => {}
+                    }
+                    if !self.wait(delay, &fault) {
+                        break;
+                    }
+                }
+            }
+        }
+        self.notifier.status(&Activity::Stopping.to_string());
+        self.notifier.stopping();
+        Ok(())
+    }
+
+    /// Sleeps out a backoff delay, counting down in STATUS= and pinging the watchdog (this
+    /// is deliberate waiting, a healthy state). False when shutdown was requested.
+    fn wait(&mut self, delay: Duration, fault: &Fault) -> bool {
+        let end = Instant::now() + delay;
+        loop {
+            if shutdown::requested() {
+                return false;
+            }
+            let now = Instant::now();
+            if now >= end {
+                return true;
+            }
+            let left = end - now;
+            self.notifier.status(
+                &Activity::Waiting {
+                    fault: fault.clone(),
+                    retry_in_s: left.as_secs() + u64::from(left.subsec_nanos() > 0),
+                }
+                .to_string(),
+            );
+            self.notifier.ping_if_due();
+            std::thread::sleep(left.min(Duration::from_millis(200)));
+        }
+    }
+
+    fn segments_last_hour(&mut self) -> usize {
+        let now = Instant::now();
+        while self
+            .handed_off
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > Duration::from_secs(3600))
+        {
+            self.handed_off.pop_front();
+        }
+        self.handed_off.len()
+    }
+
+    fn hand_off(&mut self, part: &Path, end: Option<SystemTime>) {
+        match self.handoff.hand_off(part, end) {
+            Ok(Outcome::HandedOff(f)) => {
+                log::debug!("segment {} closed", f.display());
+                self.handed_off.push_back(Instant::now());
+            }
+            Ok(Outcome::Deleted(why)) => {
+                log::warn!("deleted segment {}: {why}", part.display())
+            }
+            Ok(Outcome::Missing) => {}
+            Err(e) => log::error!("{}", visdcam_daemon::error_chain(&e)),
+        }
+    }
+
+    /// Checks the directory has room before connecting.
+    fn check_room(&self) -> Option<Fault> {
+        let dir = self.handoff.dir();
+        if let Err(e) = handoff::ensure_dir(dir) {
+            let detail = visdcam_daemon::error_chain(&e);
+            return Some(if e.is_no_space() {
+                Fault::DiskFull { detail }
+            } else {
+                Fault::Other { detail }
+            });
+        }
+        match handoff::free_bytes(dir) {
+            Some(free) if free < MIN_FREE_BYTES => Some(Fault::DiskFull {
+                detail: format!("{} KiB free in {}", free / 1024, dir.display()),
+            }),
+            _ => None,
+        }
+    }
+
+    /// One connection: build, play, watch the bus and the frame counters, drain, hand off.
+    fn run_once(&mut self) -> Result<End, BuildError> {
+        if let Some(fault) = self.check_room() {
+            return Ok(End::Fault {
+                fault,
+                recorded: false,
+            });
+        }
+        let rec = Recording::build(&self.cfg)?;
+        if !self.ready {
+            self.notifier.ready();
+            self.ready = true;
+        }
+        let counters = rec.counters.clone();
+        let pipeline = rec.pipeline;
+        let bus = pipeline.bus().expect("a pipeline has a bus");
+        let mut report = SessionReport::default();
+        let mut shutdown_seen = false;
+        let started = Instant::now();
+        let mut draining: Option<Instant> = None;
+        let mut closing_why = String::new();
+        let mut current: Option<(String, Instant)> = None;
+        let mut fps = FpsMeter::default();
+        let mut last_tick: Option<Instant> = None;
+        let mut recording = false;
+        // Fragments splitmuxsink reported closed, with their end times, whose file it may
+        // still hold open: handed off when the next fragment opens or the pipeline stops.
+        let mut closed: Vec<(PathBuf, Option<SystemTime>)> = Vec::new();
+
+        self.notifier.status(
+            &Activity::Connecting {
+                url: self.cfg.url.clone(),
+            }
+            .to_string(),
+        );
+        log::debug!("connecting to {}", self.cfg.url);
+        if let Err(e) = pipeline.set_state(gst::State::Playing) {
+            report.error = Some(format!("starting the pipeline: {e}"));
+        }
+
+        loop {
+            let mut eos = false;
+            while let Some(msg) = bus.timed_pop(if draining.is_some() || report.error.is_some() {
+                gst::ClockTime::from_mseconds(20)
+            } else {
+                gst::ClockTime::from_mseconds(TICK.as_millis() as u64)
+            }) {
+                use gst::MessageView;
+                match msg.view() {
+                    MessageView::Eos(_) => {
+                        eos = true;
+                        break;
+                    }
+                    MessageView::Error(e) => {
+                        let text = e.error().to_string();
+                        log::debug!(
+                            "error from {}: {text} ({})",
+                            msg.src().map(|s| s.path_string()).unwrap_or_default(),
+                            e.debug().unwrap_or_default()
+                        );
+                        if e.error().matches(gst::ResourceError::NoSpaceLeft) {
+                            report.disk_full =
+                                Some(format!("no space left in {}", self.handoff.dir().display()));
+                        }
+                        if report.error.is_none() {
+                            report.error = Some(text);
+                        }
+                    }
+                    MessageView::Warning(w) => log::debug!(
+                        "warning from {}: {} ({})",
+                        msg.src().map(|s| s.path_string()).unwrap_or_default(),
+                        w.error(),
+                        w.debug().unwrap_or_default()
+                    ),
+                    MessageView::Element(el) => {
+                        let Some(s) = el.structure() else { continue };
+                        match s.name().as_str() {
+                            "http-headers" => {
+                                report.http_status = s.get::<u32>("http-status-code").ok();
+                                report.content_type = s
+                                    .get::<gst::Structure>("response-headers")
+                                    .ok()
+                                    .and_then(|h| h.get::<String>("Content-Type").ok());
+                            }
+                            "splitmuxsink-fragment-opened" => {
+                                // splitmuxsink reuses one filesink: the previous file is
+                                // closed once the next one is open.
+                                for (part, end) in std::mem::take(&mut closed) {
+                                    self.hand_off(&part, end);
+                                }
+                                if let Ok(loc) = s.get::<String>("location") {
+                                    let name = Path::new(&loc)
+                                        .file_name()
+                                        .and_then(|n| {
+                                            SegmentName::parse_partial(&n.to_string_lossy())
+                                        })
+                                        .map(|n| n.final_name())
+                                        .unwrap_or(loc);
+                                    current = Some((name, Instant::now()));
+                                }
+                            }
+                            "splitmuxsink-fragment-closed" => {
+                                if let Ok(loc) = s.get::<String>("location") {
+                                    // The fragment's end, from its running time.
+                                    let end = s
+                                        .get::<u64>("running-time")
+                                        .ok()
+                                        .zip(pipeline.current_running_time())
+                                        .and_then(|(rt, now)| {
+                                            let lag = now.nseconds().checked_sub(rt)?;
+                                            SystemTime::now().checked_sub(Duration::from_nanos(lag))
+                                        });
+                                    closed.push((PathBuf::from(loc), end));
+                                }
+                            }
+                            _ => {}
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            if eos {
+                break;
+            }
+            let now = Instant::now();
+            let frames = counters.frames();
+            report.frames = frames;
+            report.parts = counters.parts();
+            if frames > 0 && !recording {
+                recording = true;
+                self.backoff.reset();
+                if self.failures > 0 {
+                    log::info!(
+                        "recording from {} again after {} failed attempt{}",
+                        self.cfg.url,
+                        self.failures,
+                        if self.failures == 1 { "" } else { "s" }
+                    );
+                } else {
+                    log::info!("recording from {}", self.cfg.url);
+                }
+                self.failures = 0;
+                for key in [
+                    "unreachable",
+                    "http",
+                    "not-a-stream",
+                    "closed",
+                    "stalled",
+                    "undecodable",
+                    "no-first-frame",
+                    "disk-full",
+                    "other",
+                ] {
+                    self.limiter.clear(key);
+                }
+            }
+            match draining {
+                None => {
+                    let why = if shutdown::requested() {
+                        shutdown_seen = true;
+                        Some("stopping".to_string())
+                    } else if report.error.is_some() || report.disk_full.is_some() {
+                        Some(session_fault(&report).to_string())
+                    } else {
+                        let since = counters.last_frame().unwrap_or(started);
+                        if now.duration_since(since) >= self.stall {
+                            report.timed_out_s = Some(self.stall.as_secs() as u32);
+                            report.parts_while_timed_out =
+                                counters.last_part().is_some_and(|p| p > since);
+                            Some(session_fault(&report).to_string())
+                        } else {
+                            None
+                        }
+                    };
+                    if let Some(why) = why {
+                        if frames == 0 {
+                            break;
+                        }
+                        log::debug!("draining the pipeline: {why}");
+                        closing_why = why;
+                        draining = Some(now + DRAIN_TIMEOUT);
+                        // EOS into the source: it unblocks a stalled read and pushes EOS
+                        // downstream, so splitmuxsink closes the last segment.
+                        pipeline.send_event(gst::event::Eos::new());
+                    }
+                }
+                Some(deadline) if now >= deadline => {
+                    log::warn!(
+                        "the pipeline did not drain within {} s; stopping it (the last \
+                         segment is finalised from what was written)",
+                        DRAIN_TIMEOUT.as_secs()
+                    );
+                    break;
+                }
+                Some(_) => {}
+            }
+            if last_tick.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1)) {
+                last_tick = Some(now);
+                fps.sample(now.duration_since(started).as_secs_f64(), frames);
+                let activity = if shutdown_seen {
+                    Activity::Stopping
+                } else if draining.is_some() {
+                    Activity::Closing {
+                        why: closing_why.clone(),
+                    }
+                } else if recording {
+                    Activity::Recording {
+                        fps: fps.fps(),
+                        segment: current
+                            .as_ref()
+                            .map(|(n, t)| (n.clone(), now.duration_since(*t).as_secs())),
+                        segments_last_hour: self.segments_last_hour(),
+                    }
+                } else {
+                    Activity::Connecting {
+                        url: self.cfg.url.clone(),
+                    }
+                };
+                self.notifier.status(&activity.to_string());
+                // Healthy: frames arrive, or the connection/drain is within its time limit
+                // (both are bounded above, so a stuck loop stops pinging).
+                let healthy = match draining {
+                    Some(deadline) => now < deadline,
+                    None => {
+                        now.duration_since(counters.last_frame().unwrap_or(started))
+                            < self.stall + Duration::from_secs(1)
+                    }
+                };
+                if healthy {
+                    self.notifier.ping_if_due();
+                }
+            }
+        }
+
+        if let Err(e) = pipeline.set_state(gst::State::Null) {
+            log::warn!("stopping the pipeline: {e}");
+        }
+        // Files are closed now: whatever this pipeline opened and splitmuxsink did not close
+        // (drain timed out, write error) is finalised like a crash leftover.
+        for (part, end) in closed {
+            self.hand_off(&part, end);
+        }
+        for part in counters.opened() {
+            self.hand_off(&part, None);
+        }
+        if shutdown_seen || shutdown::requested() {
+            return Ok(End::Shutdown);
+        }
+        report.frames = counters.frames();
+        report.parts = counters.parts();
+        if report.http_status.is_none_or(|c| c == 0) && report.frames == 0 {
+            report.connect_error = self.diagnose_connect();
+        }
+        Ok(End::Fault {
+            fault: session_fault(&report),
+            recorded: recording,
+        })
+    }
+
+    /// Why a TCP connection to the camera fails, in words (souphttpsrc only says "Internal
+    /// data stream error"). `None` when it connects.
+    fn diagnose_connect(&self) -> Option<String> {
+        let host = self.url.host.trim_start_matches('[').trim_end_matches(']');
+        let port = self.url.port_or_default();
+        let addrs = match (host, port).to_socket_addrs() {
+            Ok(a) => a.collect::<Vec<_>>(),
+            Err(e) => return Some(format!("cannot resolve {host}: {e}")),
+        };
+        let mut last = None;
+        for a in addrs {
+            match TcpStream::connect_timeout(&a, Duration::from_secs(2)) {
+                Ok(_) => return None,
+                Err(e) => last = Some(e),
+            }
+        }
+        last.map(|e| {
+            if e.kind() == std::io::ErrorKind::TimedOut {
+                "no answer within 2 s".to_string()
+            } else {
+                let s = e.to_string();
+                let s = s.split(" (os error").next().unwrap_or(&s).to_string();
+                let mut c = s.chars();
+                match c.next() {
+                    Some(f) => f.to_lowercase().chain(c).collect(),
+                    None => s,
+                }
+            }
+        })
+    }
+}
