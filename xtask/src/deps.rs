@@ -10,16 +10,31 @@ use crate::util::{root, run};
 pub const PACKAGES: &[(&str, &str)] = &[
     ("pkg-config", "build: finds GStreamer for gstreamer-sys"),
     ("libgstreamer1.0-dev", "build: GStreamer core headers"),
-    ("libgstreamer-plugins-base1.0-dev", "build: gstreamer-app headers"),
-    ("gstreamer1.0-plugins-base", "runtime: videoconvert, app elements"),
-    ("gstreamer1.0-plugins-good", "runtime: souphttpsrc, multipartdemux, jpegdec, splitmuxsink"),
+    (
+        "libgstreamer-plugins-base1.0-dev",
+        "build: gstreamer-app headers",
+    ),
+    (
+        "gstreamer1.0-plugins-base",
+        "runtime: videoconvert, app elements",
+    ),
+    (
+        "gstreamer1.0-plugins-good",
+        "runtime: souphttpsrc, multipartdemux, jpegdec, splitmuxsink",
+    ),
     ("gstreamer1.0-plugins-ugly", "runtime: x264enc"),
     ("gstreamer1.0-plugins-bad", "runtime: h264parse, mpegtsmux"),
-    ("gstreamer1.0-tools", "benchmarks: gst-launch-1.0 baseline; tests: gst-inspect-1.0"),
+    (
+        "gstreamer1.0-tools",
+        "benchmarks: gst-launch-1.0 baseline; tests: gst-inspect-1.0",
+    ),
     ("ffmpeg", "tests: ffprobe verifies segments"),
     ("python3-venv", "tests: venv for the SeaweedFS S3 server"),
     ("iproute2", "tests: ip netns, tc for net-shaper"),
-    ("systemd-container", "e2e: systemd-nspawn boots the container"),
+    (
+        "systemd-container",
+        "e2e: systemd-nspawn boots the container",
+    ),
     ("debootstrap", "e2e: builds the Debian rootfs"),
     ("systemd", "tests: systemd-analyze verify/calendar/security"),
     ("tzdata", "time zones for keys and schedules"),
