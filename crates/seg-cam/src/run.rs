@@ -222,11 +222,24 @@ impl Recorder {
 
         loop {
             let mut eos = false;
-            while let Some(msg) = bus.timed_pop(if draining.is_some() || report.error.is_some() {
-                gst::ClockTime::from_mseconds(20)
-            } else {
-                gst::ClockTime::from_mseconds(TICK.as_millis() as u64)
-            }) {
+            // Messages until the next tick, never longer: a flood of them (jpegdec warns on
+            // every corrupt frame) must not starve the stall check and the watchdog.
+            let tick_end = Instant::now()
+                + if draining.is_some() || report.error.is_some() {
+                    Duration::from_millis(20)
+                } else {
+                    TICK
+                };
+            loop {
+                let left = tick_end.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                let Some(msg) =
+                    bus.timed_pop(gst::ClockTime::from_nseconds(left.as_nanos() as u64))
+                else {
+                    break;
+                };
                 use gst::MessageView;
                 match msg.view() {
                     MessageView::Eos(_) => {

@@ -196,15 +196,17 @@ fn stall_with_the_socket_open_is_detected_within_the_stall_timeout() {
     let pid = rig.pid();
     rig.cam.set_fault(Fault::Stall);
     // The socket that stalled stays stalled; new connections stream again.
-    let mut last = rig.cam.frames_served();
+    // Stalled: no frame served for 5 frame intervals.
+    let (mut last, mut since) = (rig.cam.frames_served(), Instant::now());
     wait_until(Instant::now() + Duration::from_secs(5), || {
         let now = rig.cam.frames_served();
-        let still = now == last;
-        last = now;
-        still
+        if now != last {
+            (last, since) = (now, Instant::now());
+        }
+        since.elapsed() >= Duration::from_millis(500)
     })
     .expect("the stream stalls");
-    let t_stall = Instant::now();
+    let t_stall = since;
     rig.cam.set_fault(Fault::None);
     let (t_seen, _) = rig
         .notify
