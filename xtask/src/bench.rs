@@ -174,9 +174,10 @@ fn frames_in(dir: &Path) -> Result<u64, String> {
             .arg(&p)
             .output()
             .map_err(|e| format!("ffprobe: {e}"))?;
+        // ffprobe prints the count once per program and stream: take the first.
         total += String::from_utf8_lossy(&out.stdout)
-            .trim()
-            .parse::<u64>()
+            .lines()
+            .find_map(|l| l.trim().parse::<u64>().ok())
             .unwrap_or(0);
     }
     Ok(total)
@@ -263,7 +264,16 @@ fn record_once(
                     "-tune",
                     "zerolatency",
                 ])
-                .args(["-b:v", "1000k", "-g", "30", "-pix_fmt", "yuv420p"])
+                .args([
+                    "-b:v",
+                    "1000k",
+                    "-g",
+                    "30",
+                    "-pix_fmt",
+                    "yuv420p",
+                    "-fps_mode",
+                    "passthrough",
+                ])
                 .args(["-f", "segment", "-segment_time", &seg.to_string()])
                 .args(["-segment_format", "mpegts", "-reset_timestamps", "1"])
                 .arg(out.join("seg-%05d.ts"));
@@ -661,6 +671,7 @@ fn uploader(quick: bool, report: &mut Report) -> Result<(), String> {
     let m = Measured::spawn(uploader_cmd(&etc, &creds).env("NOTIFY_SOCKET", &notify.path))?;
     let t0 = Instant::now();
     let mut ready = None;
+    let mut queued = None;
     let mut last_status = String::new();
     while t0.elapsed() < Duration::from_secs(60) {
         if let Some(msg) = notify.recv() {
@@ -670,20 +681,25 @@ fn uploader(quick: bool, report: &mut Report) -> Result<(), String> {
             if let Some(s) = msg.lines().find_map(|l| l.strip_prefix("STATUS=")) {
                 last_status = s.to_string();
             }
-            if ready.is_some() && last_status.contains(&n.to_string()) {
+            if last_status.contains(&format!("queue {n} ")) {
+                queued = Some(t0.elapsed());
+            }
+            if ready.is_some() && queued.is_some() {
                 break;
             }
         }
     }
     let u = m.stop(Signal::SIGTERM)?;
     let ready = ready.ok_or("uploader never sent READY=1")?;
+    let queued = queued.ok_or_else(|| format!("STATUS never showed {n} queued: {last_status}"))?;
     report.row(
         "queue",
         &format!("{n} queued segments, store down"),
-        json!({"segments": n, "ready_s": ready.as_secs_f64(), "max_rss_kb": u.max_rss_kb, "status": last_status}),
+        json!({"segments": n, "ready_s": ready.as_secs_f64(), "scanned_s": queued.as_secs_f64(), "max_rss_kb": u.max_rss_kb, "status": last_status}),
         vec![format!(
-            "READY after {:.3} s (target < 1 s), peak RSS {:.1} MiB; STATUS: {last_status}",
+            "READY after {:.3} s, all {n} queued (STATUS) after {:.3} s (target < 1 s), peak RSS {:.1} MiB; STATUS: {last_status}",
             ready.as_secs_f64(),
+            queued.as_secs_f64(),
             u.max_rss_kb as f64 / 1024.0
         )],
     );

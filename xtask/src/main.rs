@@ -15,7 +15,8 @@ cargo xtask <command> [args]
 
 Commands:
   ci [--no-e2e]   install what is missing (deps), then fmt check, clippy -D warnings,
-                  every test, and the end-to-end test on a real systemd (e2e)
+                  every test, the container tests and the end-to-end test on a real
+                  systemd (e2e), then `bench --quick`
   deps [--check]  install the Debian packages and the Python venv (SeaweedFS) the build and
                   tests need; says exactly what it installs (--check: only report)
   demo            install what is missing (deps), then run the main job on the embedded
