@@ -2,8 +2,20 @@
 //! `.deb` (cargo-deb, metadata in crates/visdcam/Cargo.toml) into target/dist.
 //!
 //! Installs what is missing first and says so: cargo-deb (`cargo install --locked`), and for
-//! the Pi's arm64 the Debian multiarch cross toolchain with GStreamer's arm64 dev packages and
-//! the Rust target (the recipe in probe-figures.md; the linker is set in .cargo/config.toml).
+//! the Pi's arm64 the Debian cross compiler, the arm64 GStreamer libraries (multiarch, only
+//! packages that are co-installable with the host's amd64 ones) and the Rust target; the linker
+//! is set in .cargo/config.toml.
+//!
+//! ```text
+//!  host (amd64 dev packages untouched)        target/cross/arm64-sysroot (dpkg -x, not installed)
+//!  /usr/lib/aarch64-linux-gnu/                  usr/lib/aarch64-linux-gnu/pkgconfig/gstreamer-app-1.0.pc
+//!    libgstapp-1.0.so.0.2200.0  ◄───────────────  usr/lib/aarch64-linux-gnu/libgstapp-1.0.so (absolute link)
+//!    libgstreamer-1.0.so (libgstreamer1.0-dev:arm64, Multi-Arch: same)
+//! ```
+//! `libgstreamer-plugins-base1.0-dev:arm64` is not co-installable with the amd64 one (apt
+//! replaces the host's package), so it is only unpacked; the build finds it through
+//! `PKG_CONFIG_LIBDIR` and a target-only `-L`. apt is simulated first and run with
+//! `--no-remove`: the set-up refuses to remove any host package.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -67,9 +79,9 @@ pub fn build_deb(target: Option<&str>) -> Result<PathBuf, String> {
     for c in BIN_CRATES {
         build.args(["-p", c]);
     }
-    if let Some(&(triple, _, gnu)) = cross {
+    if let Some(&(triple, arch, gnu)) = cross {
         build.args(["--target", triple]);
-        cross_env(&mut build, gnu);
+        cross_env(&mut build, arch, gnu);
     }
     run(&mut build)?;
     let built = Instant::now();
@@ -79,9 +91,9 @@ pub fn build_deb(target: Option<&str>) -> Result<PathBuf, String> {
     let mut pack = cargo();
     pack.args(["deb", "-p", "visdcam", "--no-build", "-o"])
         .arg(&dist);
-    if let Some(&(triple, _, gnu)) = cross {
+    if let Some(&(triple, arch, gnu)) = cross {
         pack.args(["--target", triple]);
-        cross_env(&mut pack, gnu);
+        cross_env(&mut pack, arch, gnu);
     }
     pack.current_dir(root());
     eprintln!("$ {}", describe(&pack));
@@ -119,14 +131,35 @@ fn is_host(triple: &str) -> bool {
         .unwrap_or(false)
 }
 
-/// pkg-config must find the target's GStreamer, never the host's.
-fn cross_env(cmd: &mut Command, gnu: &str) {
+/// pkg-config must find the target's GStreamer, never the host's: the sysroot's `.pc` files
+/// first (GStreamer's plugins-base dev files), then the multiarch ones. The linker gets the
+/// sysroot's library directory for the `.so` dev links (target-only rustflags: build scripts
+/// and proc macros, built for the host, are not affected).
+fn cross_env(cmd: &mut Command, arch: &str, gnu: &str) {
+    let lib = sysroot(arch).join("usr/lib").join(gnu);
+    let triple_env = CROSS
+        .iter()
+        .find(|c| c.2 == gnu)
+        .map(|c| c.0.to_uppercase().replace('-', "_"))
+        .expect("gnu triple comes from CROSS");
     cmd.env("PKG_CONFIG_ALLOW_CROSS", "1")
         .env(
             "PKG_CONFIG_LIBDIR",
-            format!("/usr/lib/{gnu}/pkgconfig:/usr/share/pkgconfig"),
+            format!(
+                "{}:/usr/lib/{gnu}/pkgconfig:/usr/share/pkgconfig",
+                lib.join("pkgconfig").display()
+            ),
         )
-        .env_remove("PKG_CONFIG_PATH");
+        .env_remove("PKG_CONFIG_PATH")
+        .env(
+            format!("CARGO_TARGET_{triple_env}_RUSTFLAGS"),
+            format!("-L native={}", lib.display()),
+        );
+}
+
+/// target/cross/<arch>-sysroot: dev files unpacked (never installed) for the cross build.
+fn sysroot(arch: &str) -> PathBuf {
+    root().join("target/cross").join(format!("{arch}-sysroot"))
 }
 
 fn ensure_cargo_deb() -> Result<(), String> {
@@ -149,14 +182,27 @@ fn dpkg_installed(pkg: &str) -> bool {
         .unwrap_or(false)
 }
 
-/// Debian multiarch cross toolchain + the target's GStreamer dev files + the Rust target.
-fn ensure_cross(triple: &str, arch: &str, gnu: &str) -> Result<(), String> {
-    let packages = [
+/// Packages the cross build installs on the host. Each one is co-installable with the host's
+/// own packages: the cross compiler and libc are `-cross` packages, `libgstreamer1.0-dev` is
+/// `Multi-Arch: same`, and the plugins-base *runtime* library is `Multi-Arch: same`.
+/// `libgstreamer-plugins-base1.0-dev:<arch>` is NOT (its gir dependency is arch-specific and
+/// replaces the host's amd64 dev package), so it is only unpacked ([`ensure_sysroot`]).
+fn cross_packages(arch: &str, gnu: &str) -> Vec<String> {
+    vec![
         format!("gcc-{gnu}"),
         format!("libc6-dev-{arch}-cross"),
         format!("libgstreamer1.0-dev:{arch}"),
-        format!("libgstreamer-plugins-base1.0-dev:{arch}"),
-    ];
+        format!("libgstreamer-plugins-base1.0-0:{arch}"),
+    ]
+}
+
+/// The unpacked (not installed) dev package; its version must match the installed runtime.
+const SYSROOT_DEV: &str = "libgstreamer-plugins-base1.0-dev";
+const SYSROOT_RUNTIME: &str = "libgstreamer-plugins-base1.0-0";
+
+/// Debian multiarch cross toolchain + the target's GStreamer dev files + the Rust target.
+fn ensure_cross(triple: &str, arch: &str, gnu: &str) -> Result<(), String> {
+    let packages = cross_packages(arch, gnu);
     let missing: Vec<&String> = packages.iter().filter(|p| !dpkg_installed(p)).collect();
     if !missing.is_empty() {
         let arches = Command::new("dpkg")
@@ -171,7 +217,7 @@ fn ensure_cross(triple: &str, arch: &str, gnu: &str) -> Result<(), String> {
             run(Command::new("dpkg").args(["--add-architecture", arch]))?;
         }
         eprintln!(
-            "deb: installing the {arch} cross toolchain and GStreamer dev files: {}",
+            "deb: installing the {arch} cross toolchain and GStreamer libraries: {}",
             missing
                 .iter()
                 .map(|s| s.as_str())
@@ -179,11 +225,19 @@ fn ensure_cross(triple: &str, arch: &str, gnu: &str) -> Result<(), String> {
                 .join(" ")
         );
         run(Command::new("apt-get").args(["update", "-q"]))?;
+        refuse_removals(&missing)?;
         run(Command::new("apt-get")
-            .args(["install", "-y", "-q", "--no-install-recommends"])
+            .args([
+                "install",
+                "-y",
+                "-q",
+                "--no-install-recommends",
+                "--no-remove",
+            ])
             .args(&missing)
             .env("DEBIAN_FRONTEND", "noninteractive"))?;
     }
+    ensure_sysroot(arch, gnu)?;
     let targets = Command::new("rustup")
         .args(["target", "list", "--installed"])
         .output()
@@ -195,5 +249,129 @@ fn ensure_cross(triple: &str, arch: &str, gnu: &str) -> Result<(), String> {
         eprintln!("deb: adding the Rust target {triple}");
         run(Command::new("rustup").args(["target", "add", triple]))?;
     }
+    Ok(())
+}
+
+/// Simulates the install first: the cross set-up must never remove a host package (a
+/// non-co-installable foreign dev package replaces the host's one, breaking host builds).
+fn refuse_removals(packages: &[&String]) -> Result<(), String> {
+    let sim = Command::new("apt-get")
+        .args(["install", "-s", "-q", "--no-install-recommends"])
+        .args(packages)
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .output()
+        .map_err(|e| format!("running apt-get -s: {e}"))?;
+    let text = String::from_utf8_lossy(&sim.stdout);
+    let removals: Vec<&str> = text.lines().filter(|l| l.starts_with("Remv ")).collect();
+    if !sim.status.success() {
+        return Err(format!(
+            "apt-get cannot install the cross packages: {}",
+            String::from_utf8_lossy(&sim.stderr)
+        ));
+    }
+    if !removals.is_empty() {
+        return Err(format!(
+            "installing the cross packages would remove host packages; refusing:\n{}",
+            removals.join("\n")
+        ));
+    }
+    Ok(())
+}
+
+/// The installed version of a package (`pkg:arch`), if installed.
+fn installed_version(pkg: &str) -> Option<String> {
+    let out = Command::new("dpkg-query")
+        .args(["-W", "-f=${Status}\t${Version}", pkg])
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (status, version) = text.split_once('\t')?;
+    status
+        .contains("install ok installed")
+        .then(|| version.trim().to_owned())
+}
+
+/// Unpacks `libgstreamer-plugins-base1.0-dev:<arch>` (same version as the installed runtime)
+/// into target/cross/<arch>-sysroot with `apt-get download` + `dpkg -x`, then points its
+/// `.so` dev links at the installed runtime libraries (absolute paths: the package's relative
+/// links would dangle inside the sysroot). Rebuilt when the runtime version changes.
+fn ensure_sysroot(arch: &str, gnu: &str) -> Result<(), String> {
+    let version = installed_version(&format!("{SYSROOT_RUNTIME}:{arch}"))
+        .ok_or_else(|| format!("{SYSROOT_RUNTIME}:{arch} is not installed"))?;
+    let sysroot = sysroot(arch);
+    let stamp = sysroot.with_extension("stamp");
+    let want = format!("{SYSROOT_DEV}:{arch}={version}\n");
+    if std::fs::read_to_string(&stamp).ok().as_deref() == Some(want.as_str()) {
+        return Ok(());
+    }
+    eprintln!(
+        "deb: unpacking {SYSROOT_DEV}:{arch} {version} into {}",
+        sysroot.display()
+    );
+    let cross_dir = sysroot
+        .parent()
+        .expect("sysroot has a parent")
+        .to_path_buf();
+    let downloads = cross_dir.join("debs");
+    for d in [&sysroot, &downloads] {
+        if d.exists() {
+            std::fs::remove_dir_all(d).map_err(|e| format!("removing {}: {e}", d.display()))?;
+        }
+    }
+    std::fs::create_dir_all(&downloads)
+        .map_err(|e| format!("creating {}: {e}", downloads.display()))?;
+    // `apt-get download` writes into the current directory.
+    let mut download = Command::new("apt-get");
+    download
+        .args(["download", "-q"])
+        .arg(format!("{SYSROOT_DEV}:{arch}={version}"));
+    eprintln!("$ {} (in {})", describe(&download), downloads.display());
+    let status = download
+        .current_dir(&downloads)
+        .status()
+        .map_err(|e| format!("running apt-get download: {e}"))?;
+    if !status.success() {
+        return Err(format!(
+            "apt-get download {SYSROOT_DEV}:{arch}={version} failed ({status}); run apt-get update?"
+        ));
+    }
+    let deb = std::fs::read_dir(&downloads)
+        .map_err(|e| format!("reading {}: {e}", downloads.display()))?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "deb"))
+        .ok_or_else(|| format!("apt-get download left no .deb in {}", downloads.display()))?;
+    run(Command::new("dpkg").arg("-x").arg(&deb).arg(&sysroot))?;
+
+    let libdir = sysroot.join("usr/lib").join(gnu);
+    let system_libdir = PathBuf::from("/usr/lib").join(gnu);
+    let mut fixed = 0;
+    for entry in std::fs::read_dir(&libdir)
+        .map_err(|e| format!("reading {}: {e}", libdir.display()))?
+        .flatten()
+    {
+        let path = entry.path();
+        let Ok(target) = std::fs::read_link(&path) else {
+            continue;
+        };
+        let name = target
+            .file_name()
+            .ok_or_else(|| format!("{} links to {}", path.display(), target.display()))?;
+        let runtime = system_libdir.join(name);
+        if !runtime.exists() {
+            // A library this build does not link (e.g. from a runtime package not installed).
+            std::fs::remove_file(&path).map_err(|e| format!("removing {}: {e}", path.display()))?;
+            continue;
+        }
+        std::fs::remove_file(&path).map_err(|e| format!("removing {}: {e}", path.display()))?;
+        std::os::unix::fs::symlink(&runtime, &path)
+            .map_err(|e| format!("linking {} -> {}: {e}", path.display(), runtime.display()))?;
+        fixed += 1;
+    }
+    if fixed == 0 {
+        return Err(format!("no .so links found in {}", libdir.display()));
+    }
+    std::fs::write(&stamp, want).map_err(|e| format!("writing {}: {e}", stamp.display()))?;
+    eprintln!("deb: sysroot ready ({fixed} library links to /usr/lib/{gnu})");
     Ok(())
 }

@@ -14,9 +14,10 @@ const HELP: &str = "\
 cargo xtask <command> [args]
 
 Commands:
-  ci [--no-e2e]   install what is missing (deps), then fmt check, clippy -D warnings,
+  ci [--no-e2e] [--no-arm64]
+                  install what is missing (deps), then fmt check, clippy -D warnings,
                   every test, the container tests and the end-to-end test on a real
-                  systemd (e2e), then `bench --quick`
+                  systemd (e2e), `bench --quick`, and last the arm64 .deb; prints timings
   deps [--check]  install the Debian packages and the Python venv (SeaweedFS) the build and
                   tests need; says exactly what it installs (--check: only report)
   demo            install what is missing (deps), then run the main job on the embedded
