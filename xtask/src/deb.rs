@@ -1,5 +1,6 @@
 //! `cargo xtask deb [--target aarch64-unknown-linux-gnu]`: release binaries and the visdcam
-//! `.deb` (cargo-deb, metadata in crates/visdcam/Cargo.toml) into target/dist.
+//! `.deb` (cargo-deb, metadata in crates/visdcam/Cargo.toml) into target/dist, checked by
+//! lintian (errors and warnings fail the build).
 //!
 //! Installs what is missing first and says so: cargo-deb (`cargo install --locked`), and for
 //! the Pi's arm64 the Debian cross compiler, the arm64 GStreamer libraries (multiarch, only
@@ -114,8 +115,14 @@ pub fn build_deb(target: Option<&str>) -> Result<PathBuf, String> {
         .find(|l| l.ends_with(".deb"))
         .map(PathBuf::from)
         .ok_or_else(|| format!("cargo deb did not name the package it built:\n{stdout}"))?;
+    // Errors and warnings fail the build; packaging/lintian-overrides says why each
+    // remaining finding is intended.
+    run(Command::new("lintian")
+        .args(["--fail-on", "error,warning", "--tag-display-limit", "0"])
+        .arg(&path))
+    .map_err(|e| format!("{e} (cargo xtask deps installs lintian)"))?;
     eprintln!(
-        "deb: {} (binaries {:.0?}, package {:.1?})",
+        "deb: {} (binaries {:.0?}, package + lintian {:.1?})",
         path.display(),
         built - started,
         built.elapsed()

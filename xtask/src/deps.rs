@@ -40,6 +40,10 @@ pub const PACKAGES: &[(&str, &str)] = &[
     ("tzdata", "time zones for keys and schedules"),
     ("ca-certificates", "HTTPS for apt and pip"),
     ("dbus", "e2e: busctl for debugging the container"),
+    (
+        "lintian",
+        "deb: checks the package (errors and warnings fail)",
+    ),
 ];
 
 /// SeaweedFS from PyPI, in a venv under target/tools.
