@@ -508,7 +508,13 @@ fn uploader(quick: bool, report: &mut Report) -> Result<(), String> {
             let prefix_before = rig.list_objects().len();
             if (order + r) % 2 == 0 {
                 eprintln!("bench: uploader {n} segments run {}/{runs}", r + 1);
-                let etc = config_dir("up", "http://127.0.0.1:9/stream", &ram, &s3_settings(&rig));
+                let etc = config_dir(
+                    "up",
+                    "http://127.0.0.1:9/stream",
+                    &ram,
+                    // The whole batch is pending at once: no budget drops in a benchmark.
+                    &format!("{}RAM_BUDGET_MB=4096\n", s3_settings(&rig)),
+                );
                 let m = Measured::spawn(&mut uploader_cmd(&etc, &creds))?;
                 let camdir = ram.join("cam1");
                 wait_for(Duration::from_secs(600), || {
