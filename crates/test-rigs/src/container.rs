@@ -36,7 +36,7 @@ use std::process::{Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
@@ -484,6 +484,20 @@ impl Container {
         });
         out.sort();
         out
+    }
+
+    /// [`written_files`](Self::written_files) with each entry's modification time and size
+    /// (of the entry itself, symlinks not followed), to tell what was written after a moment:
+    /// snapshot, wait, compare.
+    pub fn written_file_stats(&self) -> std::collections::BTreeMap<String, (SystemTime, u64)> {
+        let upper = self.upper_dir();
+        self.written_files()
+            .into_iter()
+            .filter_map(|p| {
+                let meta = fs::symlink_metadata(upper.join(p.trim_start_matches('/'))).ok()?;
+                Some((p, (meta.modified().ok()?, meta.len())))
+            })
+            .collect()
     }
 
     /// Reboots the container (`systemctl reboot` inside; nspawn exits with status 133 and is
