@@ -1,21 +1,27 @@
-//! `doctor`: every check in one go, one line per check, ✔ or ✘ with the fix. Configuration,
-//! bucket credentials (present, and accepted by a signed HEAD on the bucket), clock
-//! synchronisation, each camera's MJPEG stream, the RAM disk, GStreamer plugins, units enabled
-//! and where logs go.
+//! `doctor`: every check in one go, one line per check: `✔` passed, `✘` failed (with the fix),
+//! `–` could not be checked here (with what would make it checkable). Configuration, bucket
+//! credentials (present, and accepted by a signed HEAD on the bucket), clock synchronisation,
+//! each camera's MJPEG stream, the RAM disk, GStreamer plugins, units enabled and where logs go.
+//!
+//! Every check that waits on something outside the process runs in its own thread with its
+//! own timeouts, and the whole run has one deadline ([`RUN_DEADLINE`]): a check still busy then
+//! is reported as failed with what it waited for, so doctor never hangs.
 
 use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use visdcam_core::cli::{format_size, LogStorage};
+use visdcam_core::clock::{SyncEvidence, TestClock, TEST_CLOCK_ENV};
 use visdcam_core::config::{AddressingStyle, Settings};
 use visdcam_core::units::{self, camera_units};
-use visdcam_daemon::config::{load_camera_from, load_global_from};
+use visdcam_daemon::config::{camera_path, global_path, load_camera_from, load_global_from};
 
 use crate::fail::{self, Failure};
 use crate::ram::fs_info;
-use crate::systemd::Systemd;
+use crate::systemd::{Systemd, UnitInfo};
 use crate::Ctx;
 
 /// GStreamer elements the recorder's pipeline needs, and the package that ships each.
@@ -32,6 +38,7 @@ const ELEMENTS: &[(&str, &str)] = &[
 /// Where the uploader's credentials file is looked for: the package's place for it, then
 /// systemd's credential stores, as `LoadCredential=aws-credentials:visdcam-aws-credentials` in
 /// uploader@.service finds it (/usr/lib/credstore/ links to /etc/visdcam/aws-credentials).
+/// `VISDCAM_CREDENTIALS` names another file instead.
 const CREDSTORE: &[&str] = &[
     "/etc/visdcam/aws-credentials",
     "/etc/credstore/visdcam-aws-credentials",
@@ -39,150 +46,325 @@ const CREDSTORE: &[&str] = &[
     "/usr/lib/credstore/visdcam-aws-credentials",
 ];
 
-const TIMEOUT: Duration = Duration::from_secs(5);
+/// systemd-timesyncd creates this once it has synchronised the clock.
+const TIMESYNCD_FLAG: &str = "/run/systemd/timesync/synchronized";
 
+/// The RAM disk the package mounts, and the unit that mounts it.
+const PACKAGE_RAM_DIR: &str = "/mnt/ramcam";
+const RAM_MOUNT_UNIT: &str = "mnt-ramcam.mount";
+
+/// Connecting to a camera or the bucket endpoint.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Waiting for an answer's head, or for the first JPEG of a stream.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
+/// One `gst-inspect-1.0` run (the first one may rebuild the plugin registry).
+const GST_TIMEOUT: Duration = Duration::from_secs(10);
+/// The whole run: every check has answered by then or is reported as hanging.
+pub const RUN_DEADLINE: Duration = Duration::from_secs(25);
+
+/// How one check came out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mark {
+    Pass,
+    Fail,
+    /// Could not be checked here (not a failure).
+    Skip,
+}
+
+/// One output line.
+#[derive(Debug)]
+struct Line {
+    mark: Mark,
+    what: String,
+    fix: Option<String>,
+}
+
+impl Line {
+    fn pass(what: impl Into<String>) -> Line {
+        Line {
+            mark: Mark::Pass,
+            what: what.into(),
+            fix: None,
+        }
+    }
+
+    fn fail(what: impl Into<String>, fix: impl Into<String>) -> Line {
+        Line {
+            mark: Mark::Fail,
+            what: what.into(),
+            fix: Some(fix.into()),
+        }
+    }
+
+    fn skip(what: impl Into<String>, fix: impl Into<String>) -> Line {
+        Line {
+            mark: Mark::Skip,
+            what: what.into(),
+            fix: Some(fix.into()),
+        }
+    }
+
+    /// `✔ what`, `✘ what — fix: …`, `– what — fix: …`; always a single line.
+    fn render(&self) -> String {
+        let mark = match self.mark {
+            Mark::Pass => "✔",
+            Mark::Fail => "✘",
+            Mark::Skip => "–",
+        };
+        let one = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+        match &self.fix {
+            Some(fix) => format!("{mark} {} — fix: {}", one(&self.what), one(fix)),
+            None => format!("{mark} {}", one(&self.what)),
+        }
+    }
+}
+
+/// The lines printed so far and how many failed or were skipped.
+#[derive(Default)]
 struct Report {
     failed: usize,
+    skipped: usize,
 }
 
 impl Report {
-    fn ok(&mut self, what: impl AsRef<str>) {
-        println!("✔ {}", what.as_ref());
-    }
-
-    fn bad(&mut self, what: impl AsRef<str>, fix: impl AsRef<str>) {
-        self.failed += 1;
-        println!("✘ {}\n    fix: {}", what.as_ref(), fix.as_ref());
-    }
-
-    fn check(&mut self, result: Result<String, (String, String)>) {
-        match result {
-            Ok(what) => self.ok(what),
-            Err((what, fix)) => self.bad(what, fix),
+    fn print(&mut self, line: Line) {
+        match line.mark {
+            Mark::Fail => self.failed += 1,
+            Mark::Skip => self.skipped += 1,
+            Mark::Pass => {}
         }
+        println!("{}", line.render());
     }
 }
 
-pub fn run(ctx: &Ctx) -> fail::Result<()> {
-    let mut r = Report { failed: 0 };
-    let dir = ctx.dir_str();
+/// A check running in its own thread.
+struct Pending<T> {
+    rx: mpsc::Receiver<T>,
+}
 
-    // Configuration.
+impl<T: Send + 'static> Pending<T> {
+    fn spawn(f: impl FnOnce() -> T + Send + 'static) -> Pending<T> {
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            // The receiver is gone only when doctor already gave up on this check.
+            let _ = tx.send(f());
+        });
+        Pending { rx }
+    }
+
+    /// The result, or `None` when the run's deadline passed first.
+    fn wait(&self, deadline: Instant) -> Option<T> {
+        self.rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .ok()
+    }
+}
+
+/// The line for a check that did not answer before the run's deadline.
+fn hung(what: &str, waited_for: &str) -> Line {
+    Line::fail(
+        format!(
+            "{what}: no answer within {} s ({waited_for})",
+            RUN_DEADLINE.as_secs()
+        ),
+        format!("{waited_for} hangs; run doctor again, and look at that first"),
+    )
+}
+
+pub fn run(ctx: &Ctx) -> fail::Result<()> {
+    let deadline = Instant::now() + RUN_DEADLINE;
+    let mut r = Report::default();
+    let dir = ctx.dir_str();
+    let config_fix = "edit the file at that line (docs/reference/config.md lists every key)";
+
+    // Configuration: files only, no waiting.
     let global = match load_global_from(&ctx.dir) {
         Ok(g) => {
-            r.ok(format!("configuration: {dir}/visdcam.conf is valid"));
+            r.print(Line::pass(format!(
+                "configuration: {} is valid",
+                global_path(&ctx.dir).display()
+            )));
             Some(g)
         }
         Err(e) => {
-            r.bad(
+            r.print(Line::fail(
                 format!("configuration: {}", visdcam_daemon::error_chain(&e)),
-                "edit the file at that line (docs/reference/config.md lists every key)",
-            );
+                config_fix,
+            ));
             None
         }
     };
     let mut cameras: Vec<Settings> = Vec::new();
     if ctx.known.is_empty() {
-        r.bad(
+        r.print(Line::fail(
             format!("cameras: none configured in {dir}/cameras/"),
-            format!("copy {dir}/cameras/cam1.conf.example to {dir}/cameras/cam1.conf and set CAMERA_URL"),
-        );
+            format!(
+                "copy {dir}/cameras/cam1.conf.example to {dir}/cameras/cam1.conf and set \
+                 CAMERA_URL"
+            ),
+        ));
     }
     for cam in &ctx.known {
         match load_camera_from(&ctx.dir, cam) {
             Ok(s) => {
-                r.ok(format!("configuration: camera {cam} is valid"));
+                r.print(Line::pass(format!(
+                    "configuration: {} is valid",
+                    camera_path(&ctx.dir, cam).display()
+                )));
                 cameras.push(s);
             }
-            Err(e) => r.bad(
+            // The global file's error was reported above; each camera repeats it.
+            Err(_) if global.is_none() => r.print(Line::skip(
+                format!("configuration: camera {cam} not checked"),
+                format!("fix {} first", global_path(&ctx.dir).display()),
+            )),
+            Err(e) => r.print(Line::fail(
                 format!("configuration: {}", visdcam_daemon::error_chain(&e)),
-                "edit the file at that line (docs/reference/config.md lists every key)",
-            ),
+                config_fix,
+            )),
         }
     }
+
+    // Settings the uploaders and recorders run with: the cameras', or the global file's when
+    // no camera is usable. Bucket and RAM disk are checked once per distinct value.
+    let effective: Vec<Settings> = if cameras.is_empty() {
+        global.iter().cloned().collect()
+    } else {
+        cameras.clone()
+    };
+    let mut bucket_seen = Vec::new();
+    let mut buckets = Vec::new();
+    for s in &effective {
+        let id = format!(
+            "{:?} {:?} {:?} {} {:?}",
+            s.b2_endpoint, s.b2_bucket, s.b2_region, s.b2_profile, s.b2_addressing_style
+        );
+        if !bucket_seen.contains(&id) {
+            bucket_seen.push(id);
+            let s = s.clone();
+            buckets.push(Pending::spawn(move || check_bucket(&s)));
+        }
+    }
+
+    // Everything that waits runs at once.
+    let units_list: Vec<String> = ctx
+        .known
+        .iter()
+        .flat_map(|c| camera_units(c))
+        .chain([units::DAYNIGHT_TIMER.into(), units::SHAPER_SERVICE.into()])
+        .collect();
+    let unit_infos = {
+        let list = units_list.clone();
+        Pending::spawn(move || read_units(&list))
+    };
+    let streams: Vec<(String, Pending<Stream>)> = cameras
+        .iter()
+        .map(|s| {
+            let s = s.clone();
+            (
+                s.camera.clone().unwrap_or_default(),
+                Pending::spawn(move || check_stream(&s)),
+            )
+        })
+        .collect();
+    let gst = Pending::spawn(check_gstreamer);
 
     // Credentials and bucket.
-    if let Some(g) = cameras.first().or(global.as_ref()) {
-        r.check(check_bucket(g));
+    for p in &buckets {
+        r.print(
+            p.wait(deadline)
+                .unwrap_or_else(|| hung("bucket", "the HEAD request to B2_ENDPOINT")),
+        );
+    }
+    if effective.is_empty() {
+        r.print(Line::skip(
+            "credentials: not checked",
+            format!("fix {} first", global_path(&ctx.dir).display()),
+        ));
     }
 
-    // Clock, systemd units, logs.
-    let sd = Systemd::connect();
-    match &sd {
-        Ok(sd) => r.check(check_clock(sd)),
-        Err(e) => r.bad(
-            format!("systemd: {}", e.message),
-            "run doctor on the Pi itself, where systemd is PID 1",
-        ),
+    r.print(check_clock());
+
+    // Cameras streaming; a busy stream is fine when our own recorder is what keeps it busy.
+    let units = unit_infos.wait(deadline);
+    for (cam, p) in &streams {
+        let line = match p.wait(deadline) {
+            Some(Stream::Line(l)) => l,
+            Some(Stream::Busy { url, status_ok }) => busy_line(cam, &url, status_ok, &units),
+            None => hung(&format!("camera {cam}"), "the camera's HTTP server"),
+        };
+        r.print(line);
     }
 
-    // Cameras streaming.
-    for s in &cameras {
-        r.check(check_stream(s));
+    // RAM disk(s).
+    let mut ram_dirs: Vec<&Path> = Vec::new();
+    for s in &effective {
+        if !ram_dirs.contains(&s.ram_dir.as_path()) {
+            ram_dirs.push(&s.ram_dir);
+        }
+    }
+    for dir in ram_dirs {
+        let users: Vec<Settings> = cameras
+            .iter()
+            .filter(|c| c.ram_dir == dir)
+            .cloned()
+            .collect();
+        let s = effective
+            .iter()
+            .find(|s| s.ram_dir == dir)
+            .expect("from effective");
+        r.print(check_ram_disk(s, &users));
+    }
+    if effective.is_empty() {
+        r.print(Line::skip(
+            "RAM disk: not checked",
+            format!("fix {} first", global_path(&ctx.dir).display()),
+        ));
     }
 
-    // RAM disk.
-    if let Some(g) = cameras.first().or(global.as_ref()) {
-        r.check(check_ram_disk(g, &cameras));
-    }
+    r.print(
+        gst.wait(deadline)
+            .unwrap_or_else(|| hung("GStreamer", "gst-inspect-1.0")),
+    );
 
-    // GStreamer.
-    r.check(check_gstreamer());
-
-    if let Ok(sd) = &sd {
-        let mut units: Vec<String> = ctx.known.iter().flat_map(|c| camera_units(c)).collect();
-        units.push(units::DAYNIGHT_TIMER.into());
-        units.push(units::SHAPER_SERVICE.into());
-        for u in units {
-            match sd.unit_info(&u) {
-                Ok(i) if i.unit_file_state == "enabled" => r.ok(format!(
-                    "{u}: enabled, {} ({})",
-                    i.active_state, i.sub_state
-                )),
-                Ok(i) if i.load_state != "loaded" => r.bad(
-                    format!("{u}: {}", i.load_state),
-                    "install the visdcam package (sudo apt install ./visdcam_*.deb)",
-                ),
-                Ok(i) => r.bad(
-                    format!(
-                        "{u}: {} at boot, {}",
-                        if i.unit_file_state.is_empty() {
-                            "unknown"
-                        } else {
-                            &i.unit_file_state
-                        },
-                        i.active_state
-                    ),
-                    match u.split_once('@') {
-                        Some((_, inst)) => format!(
-                            "sudo visdcam enable {} --now",
-                            inst.trim_end_matches(".service")
-                        ),
-                        None => format!("enable {u} (it ships enabled; was it disabled by hand?)"),
-                    },
-                ),
-                Err(e) => r.bad(format!("{u}: {}", e.message), "see the message"),
+    // Units.
+    match units {
+        Some(Ok(infos)) => {
+            for i in infos {
+                r.print(unit_line(i));
             }
         }
+        Some(Err(e)) => r.print(Line::skip(
+            format!("units: not checked: {e}"),
+            "run doctor on the Pi itself, where systemd is PID 1 (DBUS_SYSTEM_BUS_ADDRESS \
+             names another bus)",
+        )),
+        None => r.print(hung("units", "systemd over D-Bus")),
     }
 
     let storage = crate::ramlogs::current_storage();
-    match storage {
-        LogStorage::Persistent => r.ok(format!(
-            "logs: kept {} — `sudo visdcam ramlogs on` keeps them in RAM",
+    r.print(match storage {
+        LogStorage::Persistent => Line::pass(format!(
+            "logs: kept {} (persistent) — `sudo visdcam ramlogs on` keeps them in RAM",
             storage.describe()
         )),
-        _ => r.ok(format!("logs: kept {}", storage.describe())),
-    }
+        LogStorage::Volatile => Line::pass(format!("logs: kept {} (volatile)", storage.describe())),
+        LogStorage::Discarded => Line::pass(format!("logs: kept {}", storage.describe())),
+    });
 
+    let not_checked = match r.skipped {
+        0 => String::new(),
+        n => format!(" ({n} not checked)"),
+    };
     if r.failed > 0 {
-        return Err(Failure::failed(format!("{} check(s) failed", r.failed)));
+        return Err(Failure::failed(format!(
+            "{} check(s) failed{not_checked}",
+            r.failed
+        )));
     }
-    println!("all checks passed");
+    println!("all checks passed{not_checked}");
     Ok(())
 }
-
-type Check = Result<String, (String, String)>;
 
 fn credentials_path() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("VISDCAM_CREDENTIALS").filter(|p| !p.is_empty()) {
@@ -212,139 +394,252 @@ fn profile_keys(text: &str, profile: &str) -> Option<(String, String)> {
     Some((key?, secret?))
 }
 
-fn check_bucket(s: &Settings) -> Check {
+/// The S3 error code (`<Code>…</Code>`) in an error body, if any.
+fn s3_code(body: &str) -> Option<&str> {
+    let start = body.find("<Code>")? + "<Code>".len();
+    let len = body[start..].find("</Code>")?;
+    Some(&body[start..start + len])
+}
+
+fn check_bucket(s: &Settings) -> Line {
     let (Some(endpoint), Some(bucket)) = (&s.b2_endpoint, &s.b2_bucket) else {
-        return Err((
-            "bucket: B2_ENDPOINT and B2_BUCKET are not both set".into(),
-            "set them in /etc/visdcam/visdcam.conf".into(),
-        ));
+        return Line::fail(
+            "bucket: B2_ENDPOINT and B2_BUCKET are not both set",
+            "set them in /etc/visdcam/visdcam.conf",
+        );
     };
     let Some(path) = credentials_path() else {
-        return Err((
+        return Line::fail(
             format!("credentials: none of {} exists", CREDSTORE.join(", ")),
             format!(
                 "put an aws-cli style file with a [{}] profile (aws_access_key_id, \
                  aws_secret_access_key) at {} (mode 0600)",
                 s.b2_profile, CREDSTORE[0]
             ),
-        ));
+        );
     };
-    let text = std::fs::read_to_string(&path).map_err(|e| {
-        (
-            format!("credentials: cannot read {}: {e}", path.display()),
-            "run doctor with sudo".into(),
-        )
-    })?;
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            return Line::fail(
+                format!("credentials: cannot read {}: {e}", path.display()),
+                "run doctor with sudo (the file is root's, mode 0600)",
+            )
+        }
+        Err(e) => {
+            return Line::fail(
+                format!("credentials: cannot read {}: {e}", path.display()),
+                format!("check {}", path.display()),
+            )
+        }
+    };
     let Some((key, secret)) = profile_keys(&text, &s.b2_profile) else {
-        return Err((
+        return Line::fail(
             format!(
-                "credentials: no [{}] profile with aws_access_key_id and aws_secret_access_key in {}",
+                "credentials: no [{}] profile with aws_access_key_id and aws_secret_access_key \
+                 in {}",
                 s.b2_profile,
                 path.display()
             ),
-            "add them, or set B2_PROFILE to the profile's name".into(),
-        ));
+            "add them, or set B2_PROFILE to the profile's name",
+        );
     };
     let style = match s.b2_addressing_style {
         AddressingStyle::Path => rusty_s3::UrlStyle::Path,
         AddressingStyle::VirtualHost => rusty_s3::UrlStyle::VirtualHost,
     };
     let region = s.b2_region.clone().unwrap_or_else(|| "us-east-1".into());
-    let endpoint_url = endpoint.parse().map_err(|e| {
-        (
-            format!("bucket: B2_ENDPOINT {endpoint}: {e}"),
-            "fix B2_ENDPOINT".into(),
-        )
-    })?;
-    let b = rusty_s3::Bucket::new(endpoint_url, style, bucket.clone(), region).map_err(|e| {
-        (
-            format!("bucket: {bucket} at {endpoint}: {e}"),
-            "fix B2_BUCKET / B2_ADDRESSING_STYLE".into(),
-        )
-    })?;
+    let endpoint_url = match endpoint.parse() {
+        Ok(u) => u,
+        Err(e) => {
+            return Line::fail(
+                format!("bucket: B2_ENDPOINT {endpoint}: {e}"),
+                "fix B2_ENDPOINT",
+            )
+        }
+    };
+    let b = match rusty_s3::Bucket::new(endpoint_url, style, bucket.clone(), region) {
+        Ok(b) => b,
+        Err(e) => {
+            return Line::fail(
+                format!("bucket: {bucket} at {endpoint}: {e}"),
+                "fix B2_BUCKET / B2_ADDRESSING_STYLE",
+            )
+        }
+    };
     let creds = rusty_s3::Credentials::new(key, secret);
-    let url = rusty_s3::S3Action::sign(&b.head_bucket(Some(&creds)), Duration::from_secs(60));
     let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_global(Some(TIMEOUT))
+        .timeout_connect(Some(CONNECT_TIMEOUT))
+        .timeout_global(Some(CONNECT_TIMEOUT + ANSWER_TIMEOUT))
         .http_status_as_error(false)
         .build()
         .into();
-    match agent.head(url.as_str()).call() {
-        Ok(resp) if resp.status().is_success() => Ok(format!(
-            "credentials: {} profile [{}] accepted by bucket {bucket} at {endpoint}",
-            path.display(),
-            s.b2_profile
-        )),
-        Ok(resp) => {
-            let code = resp.status().as_u16();
-            let fix = match code {
-                403 => "check the key id and secret, and that the key may access this bucket",
-                404 => "check B2_BUCKET (no such bucket)",
-                301 | 400 => "check B2_REGION and B2_ENDPOINT (wrong region?)",
-                _ => "check B2_ENDPOINT and the bucket's state",
-            };
-            Err((
-                format!("credentials: HEAD bucket {bucket} at {endpoint} answered {code}"),
-                fix.into(),
-            ))
+    let head = rusty_s3::S3Action::sign(&b.head_bucket(Some(&creds)), Duration::from_secs(60));
+    let status = match agent.head(head.as_str()).call() {
+        Ok(resp) => resp.status().as_u16(),
+        Err(e) => {
+            return Line::fail(
+                format!("bucket: cannot reach {endpoint}: {e}"),
+                "check the network and B2_ENDPOINT",
+            )
         }
-        Err(e) => Err((
-            format!("bucket: cannot reach {endpoint}: {e}"),
-            "check the network and B2_ENDPOINT".into(),
-        )),
+    };
+    let profile = format!("{} profile [{}]", path.display(), s.b2_profile);
+    if (200..300).contains(&status) {
+        return Line::pass(format!(
+            "credentials: {profile} accepted by bucket {bucket} at {endpoint}"
+        ));
     }
-}
-
-fn check_clock(sd: &Systemd) -> Check {
-    let synced = sd
-        .other_property(
-            "org.freedesktop.timedate1",
-            "/org/freedesktop/timedate1",
-            "org.freedesktop.timedate1",
-            "NTPSynchronized",
-        )
+    // A HEAD answer has no body; a listing of one key says why in its XML error.
+    let mut list = b.list_objects_v2(Some(&creds));
+    list.with_max_keys(1);
+    let list = rusty_s3::S3Action::sign(&list, Duration::from_secs(60));
+    let code = agent
+        .get(list.as_str())
+        .call()
         .ok()
-        .and_then(|v| bool::try_from(v).ok())
-        .unwrap_or_else(|| std::path::Path::new("/run/systemd/timesync/synchronized").exists());
-    if synced {
-        Ok("clock: synchronised".into())
+        .and_then(|mut r| {
+            r.body_mut()
+                .with_config()
+                .limit(64 * 1024)
+                .read_to_string()
+                .ok()
+        })
+        .and_then(|body| s3_code(&body).map(str::to_string))
+        .unwrap_or_default();
+    let answer = if code.is_empty() {
+        status.to_string()
     } else {
-        Err((
-            "clock: not synchronised (a Pi has no battery clock; uploads wait for it)".into(),
-            "check the network; `timedatectl timesync-status` shows what systemd-timesyncd does"
-                .into(),
-        ))
+        format!("{status} {code}")
+    };
+    match (status, code.as_str()) {
+        (404, _) | (_, "NoSuchBucket") => Line::fail(
+            format!("bucket: {bucket} does not exist at {endpoint} (HEAD answered {answer})"),
+            "check B2_BUCKET (the bucket's name, not its id), or create the bucket",
+        ),
+        (_, "RequestTimeTooSkewed") => Line::fail(
+            format!(
+                "credentials: {profile} refused by bucket {bucket}: this clock is more than 15 \
+                 minutes off (HEAD answered {answer})"
+            ),
+            "synchronise the clock (see the clock line)",
+        ),
+        (403 | 401, _) => Line::fail(
+            format!(
+                "credentials: {profile} refused by bucket {bucket} at {endpoint} (HEAD answered \
+                 {answer})"
+            ),
+            "check aws_access_key_id and aws_secret_access_key (an application key's secret is \
+             shown once: make a new key if in doubt), and that the key may access this bucket",
+        ),
+        (301 | 400, _) => Line::fail(
+            format!("bucket: {bucket} at {endpoint}: HEAD answered {answer}"),
+            "check B2_REGION and B2_ENDPOINT (wrong region?)",
+        ),
+        _ => Line::fail(
+            format!("bucket: {bucket} at {endpoint}: HEAD answered {answer}"),
+            "check B2_ENDPOINT and the bucket's state",
+        ),
     }
 }
 
-fn check_stream(s: &Settings) -> Check {
+/// The kernel's STA_UNSYNC flag; `None` when adjtimex is not allowed.
+fn kernel_unsync() -> Option<bool> {
+    // SAFETY: a zeroed timex with modes = 0 only reads the kernel's state.
+    let mut tx: nix::libc::timex = unsafe { std::mem::zeroed() };
+    // SAFETY: `tx` is a valid, writable timex.
+    let r = unsafe { nix::libc::adjtimex(&mut tx) };
+    (r >= 0).then_some(tx.status & nix::libc::STA_UNSYNC != 0)
+}
+
+/// The clock as the uploader judges it (kernel `STA_UNSYNC` or timesyncd's flag; a test clock
+/// file under `VISDCAM_TEST_CLOCK` replaces both, as it does for the uploader).
+fn check_clock() -> Line {
+    let unsynced_fix = "check the network and NTP: `timedatectl timesync-status` (timesyncd) or \
+                        `chronyc tracking` (chrony)";
+    let (synced, source) = match std::env::var_os(TEST_CLOCK_ENV).filter(|v| !v.is_empty()) {
+        Some(p) => {
+            let parsed = std::fs::read_to_string(&p)
+                .map_err(|e| e.to_string())
+                .and_then(|t| TestClock::parse(&t));
+            match parsed {
+                Ok(t) => (t.synced, format!("test clock {}", Path::new(&p).display())),
+                Err(e) => {
+                    return Line::fail(
+                        format!("clock: {TEST_CLOCK_ENV}={}: {e}", Path::new(&p).display()),
+                        format!("fix the file, or unset {TEST_CLOCK_ENV}"),
+                    )
+                }
+            }
+        }
+        None => {
+            let evidence = SyncEvidence {
+                kernel_unsync: kernel_unsync(),
+                timesyncd_flag: Path::new(TIMESYNCD_FLAG).exists(),
+            };
+            let source = match (evidence.kernel_unsync, evidence.timesyncd_flag) {
+                (_, true) => "systemd-timesyncd",
+                (Some(_), false) => "kernel",
+                (None, false) => "no kernel state (adjtimex refused) and no timesyncd flag",
+            };
+            (evidence.synced(), source.to_string())
+        }
+    };
+    if synced {
+        Line::pass(format!("clock: synchronised ({source})"))
+    } else {
+        Line::fail(
+            format!(
+                "clock: not synchronised ({source}); a Pi has no battery clock, so uploads \
+                 wait for it"
+            ),
+            unsynced_fix,
+        )
+    }
+}
+
+/// What a camera's stream check found.
+enum Stream {
+    Line(Line),
+    /// Connected, but no answer: another client holds the camera's only stream.
+    Busy {
+        url: String,
+        status_ok: bool,
+    },
+}
+
+fn check_stream(s: &Settings) -> Stream {
     let cam = s.camera.clone().unwrap_or_default();
     let Some(url) = &s.camera_url else {
-        return Err((
+        return Stream::Line(Line::fail(
             format!("camera {cam}: no CAMERA_URL"),
-            "set CAMERA_URL".into(),
+            "set CAMERA_URL in the camera's file",
         ));
     };
     let url = url.to_string();
     let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_connect(Some(TIMEOUT))
-        .timeout_recv_response(Some(TIMEOUT))
-        .timeout_recv_body(Some(TIMEOUT))
+        .timeout_connect(Some(CONNECT_TIMEOUT))
+        .timeout_recv_response(Some(ANSWER_TIMEOUT))
+        .timeout_recv_body(Some(ANSWER_TIMEOUT))
         .http_status_as_error(false)
         .build()
         .into();
-    let unreachable = |e: String| {
-        (
+    let down = |e: String| {
+        Stream::Line(Line::fail(
             format!("camera {cam}: {url}: {e}"),
-            "check the camera's power and Wi-Fi, and CAMERA_URL (another viewer open? the \
-             firmware serves one stream at a time)"
-                .to_string(),
-        )
+            "check the camera's power and Wi-Fi, and CAMERA_URL",
+        ))
     };
-    let mut resp = agent
-        .get(&url)
-        .call()
-        .map_err(|e| unreachable(e.to_string()))?;
+    let mut resp = match agent.get(&url).call() {
+        Ok(r) => r,
+        Err(ureq::Error::Timeout(ureq::Timeout::RecvResponse)) => {
+            return Stream::Busy {
+                status_ok: camera_status_answers(s),
+                url,
+            }
+        }
+        Err(e) => return down(e.to_string()),
+    };
     let status = resp.status().as_u16();
     let ctype = resp
         .headers()
@@ -353,9 +648,14 @@ fn check_stream(s: &Settings) -> Check {
         .unwrap_or("")
         .to_string();
     if status != 200 || !ctype.starts_with("multipart/x-mixed-replace") {
-        return Err(unreachable(format!(
-            "answered {status} {ctype:?}, not an MJPEG stream (multipart/x-mixed-replace)"
-        )));
+        return Stream::Line(Line::fail(
+            format!(
+                "camera {cam}: {url} answered {status} {ctype:?}: not an MJPEG stream \
+                 (multipart/x-mixed-replace)"
+            ),
+            "CAMERA_URL must name the camera's stream (CameraWebServer: http://CAMERA:81/stream), \
+             not its web page",
+        ));
     }
     let mut buf = vec![0u8; 64 * 1024];
     let mut got = 0;
@@ -364,59 +664,140 @@ fn check_stream(s: &Settings) -> Check {
         match reader.read(&mut buf[got..]) {
             Ok(0) => break,
             Ok(n) => got += n,
-            Err(e) => return Err(unreachable(format!("stream broke: {e}"))),
+            Err(e) => {
+                return Stream::Line(Line::fail(
+                    format!(
+                        "camera {cam}: {url}: the stream stalled or broke after {}: {e}",
+                        format_size(got as u64)
+                    ),
+                    "power-cycle the camera; if it keeps happening, lower its framesize or \
+                     improve its Wi-Fi",
+                ))
+            }
         }
         if buf[..got].windows(3).any(|w| w == [0xff, 0xd8, 0xff]) {
-            return Ok(format!("camera {cam}: {url} is streaming MJPEG"));
+            return Stream::Line(Line::pass(format!(
+                "camera {cam}: {url} is streaming MJPEG"
+            )));
         }
     }
-    Err(unreachable(format!(
-        "no JPEG frame in the first {} of the stream",
-        format_size(got as u64)
-    )))
+    Stream::Line(Line::fail(
+        format!(
+            "camera {cam}: {url}: no JPEG frame in the first {} of the stream",
+            format_size(got as u64)
+        ),
+        "power-cycle the camera; frames this broken usually mean a brown-out (use a 5 V 2 A \
+         supply) or frames too big for its RAM (lower framesize or raise quality)",
+    ))
 }
 
-fn check_ram_disk(g: &Settings, cameras: &[Settings]) -> Check {
-    let path = &g.ram_dir;
-    let Some(fs) = fs_info(path) else {
-        return Err((
-            format!("RAM disk: {} does not exist", path.display()),
-            "install the visdcam package (it mounts a tmpfs there: mnt-ramcam.mount)".into(),
-        ));
+/// Whether the camera's control server answers `/status` (it does while a stream runs).
+fn camera_status_answers(s: &Settings) -> bool {
+    let Some(control) = &s.control_url else {
+        return false;
     };
-    if fs.mounted_fstype.as_deref() != Some("tmpfs")
-        && fs.mounted_fstype.as_deref() != Some("ramfs")
-    {
-        return Err((
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_connect(Some(CONNECT_TIMEOUT))
+        .timeout_global(Some(CONNECT_TIMEOUT))
+        .http_status_as_error(false)
+        .build()
+        .into();
+    matches!(agent.get(control.join("/status")).call(), Ok(r) if r.status().is_success())
+}
+
+/// The line for a camera whose stream is held by another client.
+fn busy_line(
+    cam: &str,
+    url: &str,
+    status_ok: bool,
+    units: &Option<Result<Vec<UnitInfo>, String>>,
+) -> Line {
+    let seg = format!("seg@{cam}.service");
+    let recorder = match units {
+        Some(Ok(infos)) => infos
+            .iter()
+            .find(|i| i.unit == seg && i.active_state == "active"),
+        _ => None,
+    };
+    let alive = if status_ok {
+        "its /status answers, so the camera is up"
+    } else {
+        "its /status does not answer either"
+    };
+    if let (Some(i), true) = (recorder, status_ok) {
+        return Line::pass(format!(
+            "camera {cam}: {url} is busy with {seg}, which records it ({}); {alive}",
+            i.status_text.as_deref().unwrap_or("no status text")
+        ));
+    }
+    Line::fail(
+        format!(
+            "camera {cam}: {url} accepted the connection but sent nothing for {} s: another \
+             client holds the stream (the camera serves one at a time); {alive}",
+            ANSWER_TIMEOUT.as_secs()
+        ),
+        format!(
+            "close the other viewer (a browser tab, VLC, another recorder); if {seg} is \
+             recording it, `visdcam status {cam}` shows how it goes"
+        ),
+    )
+}
+
+fn check_ram_disk(g: &Settings, cameras: &[Settings]) -> Line {
+    let path = &g.ram_dir;
+    let packaged = path == Path::new(PACKAGE_RAM_DIR);
+    let mount_fix = if packaged {
+        format!("sudo systemctl enable --now {RAM_MOUNT_UNIT} (the visdcam package ships it)")
+    } else {
+        format!(
+            "mount a tmpfs at {} (the package's {RAM_MOUNT_UNIT} mounts {PACKAGE_RAM_DIR}; \
+             set RAM_DIR={PACKAGE_RAM_DIR} to use it)",
+            path.display()
+        )
+    };
+    let Some(fs) = fs_info(path) else {
+        return Line::fail(
+            format!("RAM disk: {} does not exist", path.display()),
+            mount_fix,
+        );
+    };
+    if !matches!(fs.mounted_fstype.as_deref(), Some("tmpfs" | "ramfs")) {
+        return Line::fail(
             format!(
                 "RAM disk: {} is not a tmpfs mount ({}): segments would wear the SD card",
                 path.display(),
                 fs.mounted_fstype.as_deref().unwrap_or("not a mount point")
             ),
-            "sudo systemctl enable --now mnt-ramcam.mount".into(),
-        ));
+            mount_fix,
+        );
     }
     let min_free = g.ram_min_free_bytes();
     let budgets: u64 = cameras.iter().map(Settings::ram_budget_bytes).sum();
     let used = fs.size_bytes.saturating_sub(fs.free_bytes);
     if fs.size_bytes < budgets + min_free {
-        return Err((
+        return Line::fail(
             format!(
                 "RAM disk: {} is {} but the cameras' budgets plus RAM_MIN_FREE_MB need {}",
                 path.display(),
                 format_size(fs.size_bytes),
                 format_size(budgets + min_free)
             ),
-            "lower RAM_BUDGET_MB, or make the tmpfs bigger (a drop-in for mnt-ramcam.mount)".into(),
-        ));
+            format!(
+                "lower RAM_BUDGET_MB, or make the tmpfs bigger (a drop-in for {RAM_MOUNT_UNIT})"
+            ),
+        );
     }
     if fs.free_bytes < min_free {
-        return Err((
-            format!("RAM disk: only {} free", format_size(fs.free_bytes)),
-            "uploads are behind; `visdcam lsram all` shows the queue, `visdcam status` why".into(),
-        ));
+        return Line::fail(
+            format!(
+                "RAM disk: {} has only {} free, below RAM_MIN_FREE_MB",
+                path.display(),
+                format_size(fs.free_bytes)
+            ),
+            "uploads are behind; `visdcam lsram all` shows the queue, `visdcam status` why",
+        );
     }
-    Ok(format!(
+    Line::pass(format!(
         "RAM disk: {} tmpfs, {} used, {} free",
         path.display(),
         format_size(used),
@@ -424,40 +805,116 @@ fn check_ram_disk(g: &Settings, cameras: &[Settings]) -> Check {
     ))
 }
 
-fn check_gstreamer() -> Check {
+/// Runs `gst-inspect-1.0 --exists ELEMENT`: `Ok(true)` present, `Ok(false)` missing.
+fn gst_exists(element: &str) -> Result<bool, String> {
+    let mut child = Command::new("gst-inspect-1.0")
+        .args(["--exists", element])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot run gst-inspect-1.0: {e}"))?;
+    let until = Instant::now() + GST_TIMEOUT;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Ok(status.success()),
+            Ok(None) if Instant::now() < until => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Ok(None) => {
+                // It is ours and hangs: end it rather than leave it behind.
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "gst-inspect-1.0 --exists {element} took longer than {} s",
+                    GST_TIMEOUT.as_secs()
+                ));
+            }
+            Err(e) => return Err(format!("waiting for gst-inspect-1.0: {e}")),
+        }
+    }
+}
+
+fn check_gstreamer() -> Line {
     let mut missing = Vec::new();
     for (element, package) in ELEMENTS {
-        let ok = Command::new("gst-inspect-1.0")
-            .args(["--exists", element])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-        match ok {
-            Ok(s) if s.success() => {}
-            Ok(_) => missing.push((*element, *package)),
+        match gst_exists(element) {
+            Ok(true) => {}
+            Ok(false) => missing.push((*element, *package)),
             Err(e) => {
-                return Err((
-                    format!("GStreamer: cannot run gst-inspect-1.0: {e}"),
-                    "sudo apt install gstreamer1.0-tools".into(),
-                ))
+                return Line::fail(
+                    format!("GStreamer: {e}"),
+                    "sudo apt install gstreamer1.0-tools",
+                )
             }
         }
     }
     if missing.is_empty() {
-        return Ok(format!(
+        return Line::pass(format!(
             "GStreamer: {} present",
             ELEMENTS.iter().map(|e| e.0).collect::<Vec<_>>().join(", ")
         ));
     }
     let mut pkgs: Vec<&str> = missing.iter().map(|m| m.1).collect();
     pkgs.dedup();
-    Err((
+    Line::fail(
         format!(
             "GStreamer: missing {}",
             missing.iter().map(|m| m.0).collect::<Vec<_>>().join(", ")
         ),
         format!("sudo apt install {}", pkgs.join(" ")),
-    ))
+    )
+}
+
+/// Every unit's state from systemd, or why systemd could not be asked.
+fn read_units(list: &[String]) -> Result<Vec<UnitInfo>, String> {
+    let sd = Systemd::connect().map_err(|e| e.message)?;
+    let mut out = Vec::new();
+    for u in list {
+        match sd.unit_info(u) {
+            Ok(i) => out.push(i),
+            // One unit systemd cannot load is reported as not loaded, not as a bus failure.
+            Err(e) => out.push(UnitInfo {
+                unit: u.clone(),
+                load_state: e.message,
+                ..UnitInfo::default()
+            }),
+        }
+    }
+    Ok(out)
+}
+
+fn unit_line(i: UnitInfo) -> Line {
+    let u = &i.unit;
+    if i.unit_file_state == "enabled" {
+        return Line::pass(format!(
+            "{u}: enabled, {} ({})",
+            i.active_state, i.sub_state
+        ));
+    }
+    if i.load_state != "loaded" {
+        return Line::fail(
+            format!("{u}: {}", i.load_state),
+            "install the visdcam package (sudo apt install ./visdcam_*.deb)",
+        );
+    }
+    let at_boot = if i.unit_file_state.is_empty() {
+        "unknown"
+    } else {
+        &i.unit_file_state
+    };
+    Line::fail(
+        format!("{u}: {at_boot} at boot, {}", i.active_state),
+        match u.split_once('@') {
+            Some((_, inst)) => format!(
+                "sudo visdcam enable {} --now",
+                inst.trim_end_matches(".service")
+            ),
+            None => format!(
+                "sudo systemctl enable --now {u} (it ships enabled; was it disabled by hand?)"
+            ),
+        },
+    )
 }
 
 #[cfg(test)]
@@ -475,5 +932,20 @@ mod tests {
         );
         assert_eq!(profile_keys(text, "other"), None);
         assert_eq!(profile_keys("[b2]\naws_access_key_id=K\n", "b2"), None);
+    }
+
+    #[test]
+    fn lines_are_single_lines() {
+        let l = Line::fail("a\n  b", "c\nd");
+        assert_eq!(l.render(), "✘ a b — fix: c d");
+        assert_eq!(Line::pass("ok").render(), "✔ ok");
+        assert_eq!(Line::skip("x", "y").render(), "– x — fix: y");
+    }
+
+    #[test]
+    fn s3_error_code() {
+        let body = "<?xml version=\"1.0\"?><Error><Code>NoSuchBucket</Code><Message>m</Message>";
+        assert_eq!(s3_code(body), Some("NoSuchBucket"));
+        assert_eq!(s3_code(""), None);
     }
 }

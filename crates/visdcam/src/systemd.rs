@@ -254,26 +254,6 @@ impl Systemd {
             .call::<_, _, ()>("Reload", &())
             .map_err(|e| bus_failure("cannot reload systemd", &e))
     }
-
-    /// Reads a property of a bus-activated service (e.g. timedated's NTPSynchronized).
-    pub fn other_property(
-        &self,
-        dest: &str,
-        path: &str,
-        iface: &str,
-        name: &str,
-    ) -> Result<OwnedValue, Failure> {
-        let proxy = Proxy::new_owned(
-            self.conn.clone(),
-            dest.to_string(),
-            path.to_string(),
-            "org.freedesktop.DBus.Properties",
-        )
-        .map_err(|e| bus_failure(&format!("talking to {dest}"), &e))?;
-        proxy
-            .call("Get", &(iface, name))
-            .map_err(|e| bus_failure(&format!("reading {name} from {dest}"), &e))
-    }
 }
 
 fn text(props: &HashMap<String, OwnedValue>, key: &str) -> String {
