@@ -2,7 +2,9 @@
 //! real camera doubles: every check's ✔ line on a good setup, and the ✘ line with its fix for
 //! each thing that goes wrong (wrong secret, missing bucket, refused camera, a web page instead
 //! of a stream, a busy stream, a stalled or corrupt stream, no RAM disk, invalid configuration,
-//! clock not synchronised). No system bus is reachable here, so the units line is `–`.
+//! clock not synchronised). No system bus is reachable in those, so the units line is `–`;
+//! the last test (gated by `VISDCAM_E2E=1`) boots a real systemd in a container for the unit
+//! lines and for a stream held by the camera's own recorder.
 //!
 //! Every run is bounded: the binary must finish within [`RUN_BOUND`] or the test fails.
 
@@ -524,4 +526,136 @@ fn host_clock_is_read_from_the_kernel() {
     } else {
         assert!(l.starts_with("✘ clock: not synchronised"), "{l}");
     }
+}
+
+/// A stand-in recorder: READY with a STATUS, then a real GStreamer client on the camera's
+/// stream (holding it, as seg-cam does).
+const STUB_SEG: &str = r#"#!/bin/sh
+systemd-notify --pid=$$ --ready --status="recording $1"
+exec gst-launch-1.0 -q souphttpsrc location="$CAMERA_URL" ! fakesink
+"#;
+
+fn stub_unit(what: &str, exec: &str, wanted_by: &str) -> String {
+    format!(
+        "[Unit]\nDescription=stub {what}\n\n[Service]\nType=notify\nNotifyAccess=all\n\
+         EnvironmentFile=-/etc/visdcam/cameras/%i.conf\nExecStart={exec}\n\n\
+         [Install]\nWantedBy={wanted_by}\n"
+    )
+}
+
+#[test]
+fn with_systemd_units_are_checked_and_the_recorder_may_hold_the_stream() {
+    if !test_rigs::container::e2e_enabled(
+        "with_systemd_units_are_checked_and_the_recorder_may_hold_the_stream",
+    ) {
+        return;
+    }
+    let rig = S3Rig::start();
+    let (c1, c2) = (camera(), camera());
+    let s = setup(
+        &global(Some(&rig), None, &shm()),
+        &[("cam1", cam_conf(&c1)), ("cam2", cam_conf(&c2))],
+    );
+    let (creds, _) = rig.write_aws_files(s.tmp.path(), "b2");
+    fs::rename(creds, &s.credentials).unwrap();
+
+    let c = test_rigs::container::Container::boot().expect("booting the container");
+    for (name, cam) in [("cam1", &c1), ("cam2", &c2)] {
+        c.write_file(
+            &format!("/etc/visdcam/cameras/{name}.conf"),
+            cam_conf(cam).as_bytes(),
+        )
+        .unwrap();
+    }
+    c.write_file("/usr/local/bin/stub-seg", STUB_SEG.as_bytes())
+        .unwrap();
+    c.exec_ok(&["chmod", "755", "/usr/local/bin/stub-seg"])
+        .unwrap();
+    let idle = "/bin/sh -c 'systemd-notify --pid=$$ --ready; exec sleep infinity'";
+    for (path, text) in [
+        (
+            "/etc/systemd/system/seg@.service",
+            stub_unit("seg", "/usr/local/bin/stub-seg %i", "multi-user.target"),
+        ),
+        (
+            "/etc/systemd/system/uploader@.service",
+            stub_unit("uploader", idle, "multi-user.target"),
+        ),
+        (
+            "/etc/systemd/system/net-shaper.service",
+            stub_unit("net-shaper", idle, "multi-user.target"),
+        ),
+        (
+            "/etc/systemd/system/daynight.service",
+            "[Unit]\nDescription=stub daynight\n\n[Service]\nType=oneshot\nExecStart=/bin/true\n"
+                .to_string(),
+        ),
+        (
+            "/etc/systemd/system/daynight.timer",
+            "[Unit]\nDescription=stub daynight timer\n\n[Timer]\nOnCalendar=daily\n\n\
+             [Install]\nWantedBy=timers.target\n"
+                .to_string(),
+        ),
+    ] {
+        c.write_file(path, text.as_bytes()).unwrap();
+    }
+    c.exec_ok(&["systemctl", "daemon-reload"]).unwrap();
+    c.exec_ok(&[
+        "systemctl",
+        "enable",
+        "seg@cam1.service",
+        "seg@cam2.service",
+        "uploader@cam1.service",
+        "uploader@cam2.service",
+        "daynight.timer",
+        "net-shaper.service",
+    ])
+    .unwrap();
+    c.exec_ok(&["systemctl", "start", "seg@cam1.service"])
+        .unwrap();
+    // The recorder holds cam1's stream once frames flow to it.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while c1.frames_served() < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "the stub recorder never got frames"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let bus = c.bus_address();
+    let env = [("DBUS_SYSTEM_BUS_ADDRESS", bus.as_str())];
+
+    let r = doctor(&s, &env);
+    assert_eq!(r.code, Some(0), "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.count("✘ "), 0);
+    assert_eq!(r.count("– "), 0);
+    let l = r.passes("camera cam1:");
+    assert!(
+        l.contains("is busy with seg@cam1.service, which records it (recording cam1)"),
+        "{l}"
+    );
+    r.passes("camera cam2:");
+    assert!(r
+        .passes("seg@cam1.service:")
+        .ends_with("enabled, active (running)"));
+    for unit in [
+        "seg@cam2.service",
+        "uploader@cam1.service",
+        "uploader@cam2.service",
+        "daynight.timer",
+        "net-shaper.service",
+    ] {
+        assert!(r.passes(&format!("{unit}:")).contains(": enabled, "));
+    }
+    assert_eq!(r.stdout.lines().last(), Some("all checks passed"));
+
+    // A unit disabled by hand: its line fails with the command that fixes it.
+    c.exec_ok(&["systemctl", "disable", "uploader@cam2.service"])
+        .unwrap();
+    let r = doctor(&s, &env);
+    r.assert_failed(1);
+    assert_eq!(
+        r.fails("uploader@cam2.service:"),
+        "✘ uploader@cam2.service: disabled at boot, inactive — fix: sudo visdcam enable cam2 --now"
+    );
 }
