@@ -10,6 +10,7 @@ use crate::util::{cargo, run};
 const CONTAINER_TESTS: &[(&str, &str)] = &[
     ("test-rigs", "container_rig"),
     ("visdcam", "cli_systemd"),
+    ("visdcam", "doctor"),
     ("daynight", "e2e_systemd"),
 ];
 
