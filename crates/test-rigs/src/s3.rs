@@ -16,7 +16,8 @@
 //!   silently creates it, and "bucket missing" tests would pass for the wrong reason.
 //! - `-master.telemetry=false`: no traffic off the machine.
 //! - `-volume.max=8 -master.volumeSizeLimitMB=64`: room for 512 MB of objects in sparse files
-//!   instead of volumes sized from the free disk space.
+//!   instead of volumes sized from the free disk space (`S3Options::capacity_mb` for more; a
+//!   full store answers PUTs with 500 InternalError).
 //! - `TMPDIR` points into the rig's directory, so SeaweedFS's glog files land there. Its unix
 //!   sockets are hard-wired to `/tmp/seaweedfs-*-<port>.sock`; the rig removes those of its own
 //!   ports when it stops the server.
@@ -100,6 +101,9 @@ pub struct S3Options {
     /// Also serve virtual-host style requests for `Host: <bucket>.<domain>`
     /// (SeaweedFS `-s3.domainName`). Path style keeps working.
     pub domain_name: Option<String>,
+    /// Room for objects, in MiB (volumes of 64 MiB in sparse files; SeaweedFS answers
+    /// 500 InternalError once they are full).
+    pub capacity_mb: u32,
 }
 
 impl Default for S3Options {
@@ -108,6 +112,7 @@ impl Default for S3Options {
             bucket: DEFAULT_BUCKET.into(),
             region: DEFAULT_REGION.into(),
             domain_name: None,
+            capacity_mb: 512,
         }
     }
 }
@@ -485,7 +490,10 @@ impl S3Rig {
             .arg("-master.volumeSizeLimitMB=64")
             .arg(format!("-volume.port={}", p.volume))
             .arg(format!("-volume.port.grpc={}", p.volume_grpc))
-            .arg("-volume.max=8")
+            .arg(format!(
+                "-volume.max={}",
+                self.opts.capacity_mb.div_ceil(64).max(1)
+            ))
             .arg(format!("-filer.port={}", p.filer))
             .arg(format!("-filer.port.grpc={}", p.filer_grpc))
             .arg(format!("-admin.port={}", p.admin))
