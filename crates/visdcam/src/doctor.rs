@@ -886,6 +886,13 @@ fn read_units(list: &[String]) -> Result<Vec<UnitInfo>, String> {
 
 fn unit_line(i: UnitInfo) -> Line {
     let u = &i.unit;
+    if i.unit_file_state == "enabled" && i.active_state == "failed" {
+        // Enabled but given up on (start limit hit, or a fatal configuration error).
+        return Line::fail(
+            format!("{u}: enabled, but failed ({})", i.sub_state),
+            format!("journalctl -u {u} -n 30 says why; then sudo systemctl restart {u}"),
+        );
+    }
     if i.unit_file_state == "enabled" {
         return Line::pass(format!(
             "{u}: enabled, {} ({})",
@@ -920,6 +927,36 @@ fn unit_line(i: UnitInfo) -> Line {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn unit(name: &str, file_state: &str, active: &str) -> UnitInfo {
+        UnitInfo {
+            unit: name.into(),
+            load_state: "loaded".into(),
+            unit_file_state: file_state.into(),
+            active_state: active.into(),
+            ..UnitInfo::default()
+        }
+    }
+
+    #[test]
+    fn unit_lines_fail_for_failed_or_disabled_units() {
+        let ok = unit_line(unit("uploader@cam1.service", "enabled", "active"));
+        assert!(matches!(ok.mark, Mark::Pass), "{}", ok.what);
+        let failed = unit_line(unit("uploader@cam1.service", "enabled", "failed"));
+        assert!(matches!(failed.mark, Mark::Fail), "{}", failed.what);
+        assert!(
+            failed.what.contains("enabled, but failed"),
+            "{}",
+            failed.what
+        );
+        assert!(failed
+            .fix
+            .as_deref()
+            .is_some_and(|f| f.contains("journalctl -u uploader@cam1.service")));
+        let off = unit_line(unit("seg@cam2.service", "disabled", "inactive"));
+        assert!(matches!(off.mark, Mark::Fail));
+        assert_eq!(off.fix.as_deref(), Some("sudo visdcam enable cam2 --now"));
+    }
 
     #[test]
     fn credentials_profiles() {
