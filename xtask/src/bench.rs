@@ -858,12 +858,12 @@ fn uploader(quick: bool, report: &mut Report) -> Result<(), String> {
         )],
     );
 
-    // 10,000 queued segments, store unreachable: start-up scan time and memory. The files are
-    // sparse copies of a real segment's size, so memory proportional to file sizes would show;
-    // a tenth as many first, to show memory does not grow with the queue either.
+    // 10,000 queued segments, store unreachable: start-up scan time and memory. Once with
+    // 1-byte files, then with sparse files of a real segment's size: memory proportional to
+    // file sizes would show as a difference; a tenth as many shows what each entry costs.
     let big = if quick { 1000 } else { 10_000 };
-    let mut rss_by_count = Vec::new();
-    for n in [big / 10, big] {
+    let mut rss_by_case = Vec::new();
+    for (n, seg_bytes) in [(big / 10, sample_bytes), (big, 1), (big, sample_bytes)] {
         let ram = scratch("queue-ram");
         let camdir = ram.join("cam1");
         fs::create_dir_all(&camdir).map_err(|e| e.to_string())?;
@@ -874,7 +874,7 @@ fn uploader(quick: bool, report: &mut Report) -> Result<(), String> {
             );
             let p = camdir.join(name.final_name());
             fs::File::create(&p)
-                .and_then(|f| f.set_len(sample_bytes))
+                .and_then(|f| f.set_len(seg_bytes))
                 .map_err(|e| format!("{}: {e}", p.display()))?;
         }
         let etc = config_dir(
@@ -910,8 +910,8 @@ fn uploader(quick: bool, report: &mut Report) -> Result<(), String> {
         let ready = ready.ok_or("uploader never sent READY=1")?;
         let queued =
             queued.ok_or_else(|| format!("STATUS never showed {n} queued: {last_status}"))?;
-        rss_by_count.push(u.max_rss_kb as f64);
-        let gb = n as f64 * sample_bytes as f64 / 1e9;
+        rss_by_case.push(u.max_rss_kb as f64);
+        let gb = n as f64 * seg_bytes as f64 / 1e9;
         let mut lines = vec![format!(
             "READY after {:.3} s, all {n} queued (STATUS) after {:.3} s (target < 1 s), peak RSS \
              {:.1} MiB for {gb:.1} GB queued; STATUS: {last_status}",
@@ -919,8 +919,9 @@ fn uploader(quick: bool, report: &mut Report) -> Result<(), String> {
             queued.as_secs_f64(),
             u.max_rss_kb as f64 / 1024.0
         )];
-        if n == big {
-            let flat = rss_by_count[1] / rss_by_count[0];
+        if rss_by_case.len() == 3 {
+            let flat = rss_by_case[2] / rss_by_case[1];
+            let per_entry = (rss_by_case[2] - rss_by_case[0]) * 1024.0 / (n - big / 10) as f64;
             report.check(
                 &format!("{n} queued segments: scan"),
                 "< 1 s",
@@ -928,32 +929,34 @@ fn uploader(quick: bool, report: &mut Report) -> Result<(), String> {
                 queued < Duration::from_secs(1),
             );
             report.check(
-                &format!("{n} queued segments ({gb:.0} GB): peak RSS vs {}", big / 10),
+                &format!("{n} queued segments: peak RSS with {gb:.0} GB vs 10 kB of files"),
                 "flat (≤ 1.1)",
                 &format!(
                     "{flat:.2} ({:.1} vs {:.1} MiB)",
-                    rss_by_count[1] / 1024.0,
-                    rss_by_count[0] / 1024.0
+                    rss_by_case[2] / 1024.0,
+                    rss_by_case[1] / 1024.0
                 ),
                 flat <= 1.1,
             );
             lines.push(format!(
-                "peak RSS with {n} vs {} queued: ratio {:.2} (target: flat, ≈ 1)",
-                big / 10,
-                rss_by_count[1] / rss_by_count[0]
+                "peak RSS with full-size vs 1-byte files: ratio {flat:.2} (target: flat); each \
+                 queued segment costs about {per_entry:.0} bytes ({} vs {} queued)",
+                n,
+                big / 10
             ));
         }
         report.row(
             "queue",
-            &format!("{n} queued segments of {:.1} MB (sparse), store down", sample_bytes as f64 / 1e6),
-            json!({"segments": n, "segment_bytes": sample_bytes, "ready_s": ready.as_secs_f64(), "scanned_s": queued.as_secs_f64(), "max_rss_kb": u.max_rss_kb, "status": last_status}),
+            &format!("{n} queued segments of {} bytes (sparse), store down", seg_bytes),
+            json!({"segments": n, "segment_bytes": seg_bytes, "ready_s": ready.as_secs_f64(), "scanned_s": queued.as_secs_f64(), "max_rss_kb": u.max_rss_kb, "status": last_status}),
             lines,
         );
     }
     Ok(())
 }
 
-/// Collected results.
+/// Collected results of one section.
+#[derive(Default)]
 struct Report {
     json: Vec<Value>,
     md: String,
@@ -992,6 +995,47 @@ impl Report {
     }
 }
 
+/// docs/benchmarks.md from the latest full run of each section (`target/bench/section-*.json`).
+fn write_docs(dir: &Path, names: &[&str]) -> Result<(), String> {
+    let mut runs = String::new();
+    let mut table = Report::default();
+    let mut details = String::new();
+    for name in names {
+        let path = dir.join(format!("section-{name}.json"));
+        let Ok(text) = fs::read_to_string(&path) else {
+            let _ = writeln!(
+                runs,
+                "- {name}: not run yet (`cargo xtask bench --only={name}`)"
+            );
+            continue;
+        };
+        let v: Value =
+            serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        let field = |k: &str| v[k].as_str().unwrap_or_default().to_string();
+        let _ = writeln!(
+            runs,
+            "- {name}: run {} on {}",
+            field("date"),
+            field("machine")
+        );
+        for c in v["checks"].as_array().into_iter().flatten() {
+            let text = |i: usize| c[i].as_str().unwrap_or_default();
+            table.check(text(0), text(1), text(2), c[3].as_bool().unwrap_or(false));
+        }
+        details.push_str(&field("md"));
+    }
+    let md = format!(
+        "# Benchmarks\n\n<!-- Written by `cargo xtask bench`; rerun it to refresh. -->\n\n\
+         Absolute times on a shared machine are noise; the ratios are the figures that count. \
+         What each row measures and why the comparisons are fair: \
+         [design/benchmarks.md](design/benchmarks.md).\n\n{runs}\n## Targets\n\n{}\n## Details\n{details}",
+        table.table(),
+    );
+    fs::write(root().join("docs/benchmarks.md"), md).map_err(|e| e.to_string())?;
+    eprintln!("bench: wrote docs/benchmarks.md");
+    Ok(())
+}
+
 fn machine() -> String {
     let cpu = fs::read_to_string("/proc/cpuinfo")
         .ok()
@@ -1023,49 +1067,48 @@ pub fn bench(args: &[String]) -> Result<(), String> {
         "-p",
         "camera-double",
     ]))?;
-    let mut report = Report {
-        json: Vec::new(),
-        md: String::new(),
-        checks: Vec::new(),
-    };
     let only = |what: &str| {
         !args.iter().any(|a| a.starts_with("--only="))
             || args.iter().any(|a| a == &format!("--only={what}"))
     };
-    if only("recorder") {
-        recorder(quick, &mut report)?;
-    }
-    if only("uploader") {
-        uploader(quick, &mut report)?;
-    }
-    let date = Command::new("date")
-        .arg("-u")
-        .arg("+%Y-%m-%d %H:%M UTC")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default();
+    let date = || {
+        Command::new("date")
+            .arg("-u")
+            .arg("+%Y-%m-%d %H:%M UTC")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_default()
+    };
     let dir = root().join("target/bench");
     fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    let json = json!({"date": date, "machine": machine(), "quick": quick, "results": report.json});
+    type Section = fn(bool, &mut Report) -> Result<(), String>;
+    let sections: [(&str, Section); 2] = [("recorder", recorder), ("uploader", uploader)];
+    let mut results = Vec::new();
+    for (name, section) in sections {
+        if !only(name) {
+            continue;
+        }
+        let mut report = Report::default();
+        section(quick, &mut report)?;
+        eprintln!("bench: {name} targets\n{}", report.table());
+        results.extend(report.json.iter().cloned());
+        if !quick {
+            // Kept per section, so `--only=` refreshes its part of docs/benchmarks.md.
+            let saved = json!({"date": date(), "machine": machine(), "checks": report.checks, "md": report.md});
+            let path = dir.join(format!("section-{name}.json"));
+            fs::write(&path, serde_json::to_string_pretty(&saved).expect("json"))
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+    }
+    let json = json!({"date": date(), "machine": machine(), "quick": quick, "results": results});
     fs::write(
         dir.join("results.json"),
         serde_json::to_string_pretty(&json).expect("json"),
     )
     .map_err(|e| e.to_string())?;
     eprintln!("bench: wrote {}", dir.join("results.json").display());
-    eprintln!("bench: targets\n{}", report.table());
-    if !quick && !args.iter().any(|a| a.starts_with("--only=")) {
-        let md = format!(
-            "# Benchmarks\n\n<!-- Written by `cargo xtask bench`; rerun it to refresh. -->\n\n\
-             Run {date} on {}. Absolute times on a shared machine are noise; the ratios are the \
-             figures that count. What each row measures and why the comparisons are fair: \
-             [design/benchmarks.md](design/benchmarks.md).\n\n## Targets\n\n{}\n## Details\n{}",
-            machine(),
-            report.table(),
-            report.md
-        );
-        fs::write(root().join("docs/benchmarks.md"), md).map_err(|e| e.to_string())?;
-        eprintln!("bench: wrote docs/benchmarks.md");
+    if !quick {
+        write_docs(&dir, &sections.map(|(name, _)| name))?;
     }
     Ok(())
 }
