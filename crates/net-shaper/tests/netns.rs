@@ -589,9 +589,11 @@ fn marked_ipv4_and_ipv6_traffic_lands_in_the_capped_class() {
                 unmarked.0 - marked.0 >= size as u64,
                 "{ip}: {marked:?} -> {unmarked:?}"
             );
-            assert_eq!(
-                unmarked.1, marked.1,
-                "{ip}: unmarked traffic hit the capped class"
+            // None of the unmarked payload; at most the marked connection's last bare ACKs
+            // (its TIME_WAIT keeps the mark), which can leave after `transfer` returned.
+            assert!(
+                unmarked.1 - marked.1 < 1_000,
+                "{ip}: unmarked traffic hit the capped class: {marked:?} -> {unmarked:?}"
             );
         }
     }

@@ -215,28 +215,51 @@ pub fn free_port() -> u16 {
 ///
 /// A port is never returned twice in one process, so rigs started by parallel tests (threads
 /// of one test binary) cannot pick each other's ports between choosing and binding them, nor
-/// take the port of a server that a test stopped and means to start again.
+/// take the port of a server that a test stopped and means to start again. Ports come from
+/// below the kernel's ephemeral range (`ip_local_port_range`), so no `bind(…:0)` and no
+/// outgoing connection of another test or server can take one before its rig binds it.
 pub fn free_ports(n: usize) -> Vec<u16> {
     static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
     let mut handed_out = HANDED_OUT
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    // Hold every listener until all are chosen, so the kernel cannot hand out one port twice.
+    let (low, high) = fixed_port_range();
+    // Hold every listener until all are chosen.
     let mut listeners = Vec::new();
     let mut ports = Vec::with_capacity(n);
+    let mut tries = 0u32;
     while ports.len() < n {
-        let listener =
-            TcpListener::bind("127.0.0.1:0").expect("binding 127.0.0.1:0 for a free port");
-        let port = listener
-            .local_addr()
-            .expect("local address of a bound listener")
-            .port();
-        if handed_out.insert(port) {
-            ports.push(port);
+        tries += 1;
+        assert!(
+            tries < 100_000,
+            "no free port in 127.0.0.1:{low}..{high} after {tries} tries"
+        );
+        let port = fastrand::u16(low..high);
+        if handed_out.contains(&port) {
+            continue;
         }
+        let Ok(listener) = TcpListener::bind(("127.0.0.1", port)) else {
+            continue;
+        };
+        handed_out.insert(port);
+        ports.push(port);
         listeners.push(listener);
     }
     ports
+}
+
+/// Ports the kernel never hands out by itself: from 10000 up to the start of the ephemeral
+/// range (Linux default 32768), or 10000..20000 if that range starts lower.
+fn fixed_port_range() -> (u16, u16) {
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|t| t.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    if ephemeral_low > 12_000 {
+        (10_000, ephemeral_low)
+    } else {
+        (10_000, 20_000)
+    }
 }
 
 #[cfg(test)]
