@@ -9,7 +9,7 @@
 use std::collections::BTreeSet;
 use std::fmt;
 use std::io;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, ExitStatus};
 use std::sync::mpsc;
@@ -224,8 +224,6 @@ pub fn free_ports(n: usize) -> Vec<u16> {
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     let (low, high) = fixed_port_range();
-    // Hold every listener until all are chosen.
-    let mut listeners = Vec::new();
     let mut ports = Vec::with_capacity(n);
     let mut tries = 0u32;
     while ports.len() < n {
@@ -235,17 +233,36 @@ pub fn free_ports(n: usize) -> Vec<u16> {
             "no free port in 127.0.0.1:{low}..{high} after {tries} tries"
         );
         let port = fastrand::u16(low..high);
-        if handed_out.contains(&port) {
-            continue;
+        if !handed_out.contains(&port) && nobody_listens(port) {
+            handed_out.insert(port);
+            ports.push(port);
         }
-        let Ok(listener) = TcpListener::bind(("127.0.0.1", port)) else {
-            continue;
-        };
-        handed_out.insert(port);
-        ports.push(port);
-        listeners.push(listener);
     }
     ports
+}
+
+/// Whether 127.0.0.1:`port` can be bound by a server (`SO_REUSEADDR`, as std and Go set it).
+/// The probe binds without listening: a child forked meanwhile by another test thread, which
+/// holds copies of our sockets until its `exec`, cannot keep the port in LISTEN after we
+/// return (a probe that listened did, and the rig's own bind then failed with AddrInUse).
+fn nobody_listens(port: u16) -> bool {
+    use nix::sys::socket::{
+        bind, setsockopt, socket, sockopt, AddressFamily, SockFlag, SockType, SockaddrIn,
+    };
+    let Ok(fd) = socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    ) else {
+        return false;
+    };
+    setsockopt(&fd, sockopt::ReuseAddr, &true).is_ok()
+        && bind(
+            std::os::fd::AsRawFd::as_raw_fd(&fd),
+            &SockaddrIn::new(127, 0, 0, 1, port),
+        )
+        .is_ok()
 }
 
 /// Ports the kernel never hands out by itself: from 10000 up to the start of the ephemeral
@@ -265,6 +282,7 @@ fn fixed_port_range() -> (u16, u16) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::TcpListener;
 
     #[test]
     fn wait_until_reports_time_out() {
