@@ -79,11 +79,7 @@ impl KeyTemplate {
     /// The key for a segment of `camera` whose time is `at`, in zone `tz`.
     pub fn render(&self, camera: &str, at: DateTime<Utc>, tz: Tz) -> String {
         let local = at.with_timezone(&tz);
-        let with_names = self
-            .template
-            .replace("{camera_}", &underscored(camera))
-            .replace("{camera}", camera)
-            .replace("{number}", trailing_number(camera));
+        let with_names = self.with_names(camera);
         // `parse` rejected invalid fields, and the placeholders we substituted (camera names
         // are `[a-z0-9-]`) add none.
         let mut key = local.format(&with_names).to_string();
@@ -96,6 +92,154 @@ impl KeyTemplate {
             key.insert_str(insert_at, &format!("_{abbr}"));
         }
         key
+    }
+}
+
+/// A key parsed back: the instant it names and its `-n` variant (1 for the key itself).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ParsedKey {
+    pub at: DateTime<Utc>,
+    pub variant: u32,
+}
+
+/// strftime fields no finer than an hour: a key prefix made of these and literals names a set of
+/// whole hours, so a time range can be listed by prefix.
+const HOUR_OR_COARSER: &[char] = &[
+    'Y', 'C', 'y', 'm', 'b', 'B', 'h', 'd', 'e', 'j', 'H', 'k', 'F', 'D', 'x', 'G', 'g', 'U', 'W',
+    'V', 'a', 'A', 'w', 'u', '%',
+];
+
+impl KeyTemplate {
+    fn with_names(&self, camera: &str) -> String {
+        self.template
+            .replace("{camera_}", &underscored(camera))
+            .replace("{camera}", camera)
+            .replace("{number}", trailing_number(camera))
+    }
+
+    /// The leading part of the template (camera placeholders filled in) up to its first field
+    /// finer than an hour, if that part holds at least one date or hour field; otherwise why a
+    /// range cannot be listed by prefix.
+    pub fn listable_prefix(&self, camera: &str) -> Result<String, String> {
+        let t = self.with_names(camera);
+        let mut chars = t.char_indices().peekable();
+        let mut has_time = false;
+        while let Some((i, c)) = chars.next() {
+            if c != '%' {
+                continue;
+            }
+            // Padding modifiers (`%-d`, `%_H`, `%0e`) and the field itself.
+            let mut field = None;
+            for (_, f) in chars.by_ref() {
+                if !matches!(f, '-' | '_' | '0' | '.' | ':' | '#' | '3' | '6' | '9') {
+                    field = Some(f);
+                    break;
+                }
+            }
+            match field {
+                Some('%') => {}
+                Some(f) if HOUR_OR_COARSER.contains(&f) => has_time = true,
+                _ => {
+                    return if has_time {
+                        Ok(t[..i].to_string())
+                    } else {
+                        Err(self.unlistable())
+                    }
+                }
+            }
+        }
+        if has_time {
+            Ok(t)
+        } else {
+            Err(self.unlistable())
+        }
+    }
+
+    fn unlistable(&self) -> String {
+        format!(
+            "KEY_TEMPLATE `{}` starts with no date or hour field before its first minute or \
+             second field, so a time range cannot be listed by key prefix (it would mean \
+             listing every object); put the date and hour first, as in `{DEFAULT_TEMPLATE}`",
+            self.template
+        )
+    }
+
+    /// The key prefixes to list for `camera` between `from` and `to`: the listable prefix
+    /// rendered for every local hour in the range, without repeats (a prefix that holds only a
+    /// date repeats for every hour of that day).
+    pub fn list_prefixes(
+        &self,
+        camera: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        tz: Tz,
+    ) -> Result<Vec<String>, String> {
+        let prefix = self.listable_prefix(camera)?;
+        let mut out: Vec<String> = Vec::new();
+        // Quarter-hour steps from a quarter-hour boundary touch every local hour in the range,
+        // in every zone (offsets are whole quarter hours: Asia/Kolkata is +05:30).
+        let quarter = chrono::Duration::minutes(15);
+        let first = from.timestamp() - from.timestamp().rem_euclid(900);
+        let mut at = DateTime::<Utc>::from_timestamp(first, 0).unwrap_or(from);
+        while at < to {
+            let p = at.with_timezone(&tz).format(&prefix).to_string();
+            if !out.contains(&p) {
+                out.push(p);
+            }
+            at += quarter;
+        }
+        Ok(out)
+    }
+
+    /// The instant a key of `camera` names, or `None` when the key is not one this template
+    /// makes (for that camera). Accepts the second-pass zone suffix and `-n` variants.
+    pub fn parse_key(&self, camera: &str, key: &str, tz: Tz) -> Option<ParsedKey> {
+        let fmt = self.with_names(camera);
+        let slash = key.rfind('/').map_or(0, |i| i + 1);
+        let (stem, ext) = match key[slash..].rfind('.') {
+            Some(dot) => key.split_at(slash + dot),
+            None => (key, ""),
+        };
+        let mut candidates = vec![(stem, 1)];
+        if let Some((s, n)) = stem.rsplit_once('-') {
+            if !n.is_empty() && n.len() <= 3 && !n.starts_with('0') {
+                if let Ok(v) = n.parse::<u32>() {
+                    if v >= 2 {
+                        candidates.push((s, v));
+                    }
+                }
+            }
+        }
+        let parse = |text: &str| NaiveDateTime::parse_from_str(text, &fmt).ok();
+        for (stem, variant) in candidates {
+            if let Some(naive) = parse(&format!("{stem}{ext}")) {
+                let at = match tz.from_local_datetime(&naive) {
+                    LocalResult::Single(t) => t,
+                    LocalResult::Ambiguous(first, _) => first,
+                    LocalResult::None => continue,
+                };
+                return Some(ParsedKey {
+                    at: at.with_timezone(&Utc),
+                    variant,
+                });
+            }
+            // The later pass of a repeated hour: `_<zone abbreviation>` before the extension.
+            let Some((base, abbr)) = stem.rsplit_once('_') else {
+                continue;
+            };
+            let Some(naive) = parse(&format!("{base}{ext}")) else {
+                continue;
+            };
+            if let LocalResult::Ambiguous(_, second) = tz.from_local_datetime(&naive) {
+                if second.format("%Z").to_string() == abbr {
+                    return Some(ParsedKey {
+                        at: second.with_timezone(&Utc),
+                        variant,
+                    });
+                }
+            }
+        }
+        None
     }
 }
 

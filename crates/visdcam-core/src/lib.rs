@@ -9,6 +9,7 @@ pub mod clock;
 pub mod config;
 pub mod envfile;
 pub mod error;
+pub mod footage;
 pub mod keys;
 pub mod presets;
 pub mod rate;
