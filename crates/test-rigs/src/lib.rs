@@ -3,4 +3,5 @@
 
 pub mod container;
 pub mod process;
+pub mod proxy;
 pub mod s3;
