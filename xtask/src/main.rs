@@ -8,6 +8,7 @@ mod deb;
 mod demo;
 mod deps;
 mod e2e;
+mod testrun;
 mod util;
 
 const HELP: &str = "\
@@ -16,8 +17,10 @@ cargo xtask <command> [args]
 Commands:
   ci [--no-e2e] [--no-arm64]
                   install what is missing (deps), then fmt check, clippy -D warnings,
-                  every test, the container tests and the end-to-end test on a real
-                  systemd (e2e), `bench --quick`, and last the arm64 .deb; prints timings
+                  every test, then the #[ignore]d ones with --ignored: the long ones, the
+                  container tests and the end-to-end test on a real systemd (e2e);
+                  `bench --quick`, and last the arm64 .deb; prints each step's time and
+                  passed/failed/ignored tests, and the totals
   deps [--check]  install the Debian packages and the Python venv (SeaweedFS) the build and
                   tests need; says exactly what it installs (--check: only report)
   demo            install what is missing (deps), then run the main job on the embedded
@@ -25,7 +28,8 @@ Commands:
                   camera for about a minute, printing each object as it lands
   deb [--target aarch64-unknown-linux-gnu]
                   build release binaries and the .deb into target/dist
-  e2e             build the .deb and test it installed on systemd in a container
+  e2e [FILTER]    build the .deb and test it installed on systemd in a container
+                  (the #[ignore]d tests of crates/visdcam/tests/e2e.rs, with --ignored)
   bench [--quick] [--only=recorder|uploader]
                   seg-cam vs gst-launch vs ffmpeg, uploader vs aws-cli: CPU, RSS, ratios;
                   writes docs/benchmarks.md (full run) and target/bench/results.json

@@ -1,4 +1,5 @@
-//! daynight under a real systemd (nspawn container, gated by `VISDCAM_E2E=1`): the shipped
+//! daynight under a real systemd (nspawn container; `#[ignore]`d, `cargo xtask ci` runs it with
+//! `--ignored` as root): the shipped
 //! `daynight.service`/`daynight.timer` with their sandbox reach a camera double on the host,
 //! keep their memory in the `RuntimeDirectory`, and `timer-dropin --write` re-arms the timer
 //! at the configured times.
@@ -7,7 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use camera_double::{CameraDouble, Fault, Options};
-use test_rigs::container::{e2e_enabled, Container};
+use test_rigs::container::Container;
 use visdcam_core::camvars::{DEFAULT_DAY, DEFAULT_NIGHT};
 
 fn shipped(name: &str) -> std::path::PathBuf {
@@ -48,10 +49,8 @@ fn assert_on_due(cam: &CameraDouble) {
 }
 
 #[test]
+#[ignore = "needs root, systemd-nspawn and debootstrap (the first run builds the rootfs, minutes): cargo xtask ci runs it; by hand: cargo test -p daynight --test e2e_systemd -- --ignored --test-threads=1"]
 fn service_and_timer_under_real_systemd() {
-    if !e2e_enabled("service_and_timer_under_real_systemd") {
-        return;
-    }
     let cam = CameraDouble::start(Options::default()).unwrap();
     let c = Container::boot().expect("booting the container");
     c.copy_in(

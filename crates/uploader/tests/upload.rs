@@ -396,7 +396,7 @@ fn slowdown_503_honours_retry_after() {
 }
 
 #[test]
-#[ignore = "takes 31 s: run with --ignored (RATE_KBPS accuracy)"]
+#[ignore = "takes 31 s (RATE_KBPS accuracy): cargo xtask ci runs it; by hand: cargo test -p uploader --test upload -- --ignored"]
 fn rate_cap_100_kibps_on_3_mib_takes_30_s() {
     let rig = S3Rig::start();
     let mut env = Env::new(&rig, "RATE_KBPS=100\n");
