@@ -5,6 +5,8 @@ mod args;
 mod cameras;
 mod doctor;
 mod fail;
+#[allow(dead_code, reason = "called by the fetch command, being written")]
+mod join;
 mod ram;
 mod ramlogs;
 mod status;
