@@ -5,7 +5,7 @@
 //! per piece:  {filesrc} ─ {tsdemux} ┄(pad-added)┄ {h264parse} ─ {appsink: byte-stream, au}
 //!                                                                      │ pulled here: keyframe flag,
 //!                                                                      ▼ PTS → wall-clock time
-//!                          keep [last keyframe ≤ from, first keyframe > to), retime, poll `cancel`
+//!                          keep [last keyframe ≤ from, to), retime, poll `cancel`
 //!                                                                      │
 //! writer:     {appsrc: byte-stream, au} ─ {h264parse} ─ {mp4mux | matroskamux | mpegtsmux} ─ {filesink}
 //! ```
@@ -202,7 +202,9 @@ struct Frame {
 
 /// Joins `pieces` (sorted by start, non-empty) into `out` as `container`, copying the H.264
 /// access units: from the last keyframe at or before `from` (or the first keyframe if none is)
-/// up to, not including, the first keyframe after `to` (or the end of the input). `out` is
+/// up to the last frame before `to` (or the end of the input): the output is at most one
+/// keyframe interval longer than the range, at its start, and decodes from its first frame
+/// (the frames after `to` are not needed by the ones before it: no B-frames). `out` is
 /// written in place (the caller names it `.part` and renames it). `cancel` is polled between
 /// buffers; when it is set the join stops with `Err("cancelled")` and the caller deletes `out`.
 pub fn join(
@@ -352,7 +354,7 @@ impl Selector<'_> {
                 self.out.emit(p, cancel)?;
             }
         }
-        if f.key && f.wall > self.to && self.out.frames_seen > 0 {
+        if f.wall >= self.to && self.out.frames_seen > 0 {
             self.done = true;
             return Ok(());
         }
@@ -1104,52 +1106,52 @@ mod tests {
         }
     }
 
-    /// A range in the middle starts on the keyframe before `from` and stops before the first
-    /// keyframe after `to`.
+    /// A range in the middle starts on the keyframe before `from` and stops with the last
+    /// frame before `to`.
     #[test]
     fn middle_range_cuts_at_keyframes() {
         let f = fixture();
         let per_piece = input_frames(&f.pieces);
         // Keyframes every 2 s: from 7.0 → the keyframe at 6.0 (piece a01, frame 20); to 23.0
-        // → up to the keyframe at 24.0 (piece b00, frame 20).
+        // → up to the frame at 22.9 (piece b00, frame 9).
         let mut expected: Vec<Vec<u8>> = per_piece[1][20..].to_vec();
         expected.extend_from_slice(&per_piece[2]);
-        expected.extend_from_slice(&per_piece[3][..20]);
+        expected.extend_from_slice(&per_piece[3][..10]);
         for c in [Container::Mp4, Container::Mkv, Container::Ts] {
             let (_dir, out, j) = run_join("mid", c, 7.0, 23.0);
             assert_eq!(j.start, secs(f.t0, 6.0), "{c:?}");
-            assert_eq!(j.end, secs(f.t0, 24.0), "{c:?}");
-            assert_eq!(j.frames, 80, "{c:?}");
+            assert_eq!(j.end, secs(f.t0, 23.0), "{c:?}");
+            assert_eq!(j.frames, 70, "{c:?}");
             assert_eq!(j.gaps, vec![(secs(f.t0, 12.0), Duration::from_secs(10))]);
             assert_decodes(&out, format_of(c));
             let v = probe(&out);
-            assert_eq!(frames_of(&v), 80, "{c:?}");
+            assert_eq!(frames_of(&v), 70, "{c:?}");
             let d = duration_of(&v);
-            // Asked 16 s; within one keyframe interval (2 s) at each end.
+            // Asked 16 s; one keyframe interval (at most 2 s) earlier at the start.
             assert!(
-                (d - 18.0).abs() <= 0.2 && (d - 16.0).abs() <= 4.0,
+                (d - 17.0).abs() <= 0.2 && (d - 16.0).abs() <= 2.0,
                 "{c:?}: {d}"
             );
             check_creation_time(&v, c, j.start);
             assert!(
                 slices_by_frame(&out, format_of(c)) == expected,
-                "{c:?}: not the input's frames 6.0..24.0"
+                "{c:?}: not the input's frames 6.0..23.0"
             );
         }
     }
 
-    /// `from` on a keyframe starts there; `to` before the first keyframe after `from` gives
-    /// one group of pictures; the range inside one piece reads only that piece's frames.
+    /// `from` on a keyframe starts there and `to` half a second later gives five frames; the
+    /// range inside one piece reads only that piece's frames.
     #[test]
     fn range_within_one_piece() {
         let f = fixture();
         let (_dir, out, j) = run_join("one", Container::Mkv, 26.0, 26.5);
         assert_eq!(j.start, secs(f.t0, 26.0));
-        assert_eq!(j.end, secs(f.t0, 28.0));
-        assert_eq!(j.frames, 20);
+        assert_eq!(j.end, secs(f.t0, 26.5));
+        assert_eq!(j.frames, 5);
         assert!(j.gaps.is_empty());
         assert_decodes(&out, "matroska");
-        assert_eq!(frames_of(&probe(&out)), 20);
+        assert_eq!(frames_of(&probe(&out)), 5);
     }
 
     /// A piece whose start overlaps the previous piece's last frame is pushed to one frame
