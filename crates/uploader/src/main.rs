@@ -5,10 +5,7 @@
 //! error, 1 when the RAM directory cannot be set up.
 
 mod clocksrc;
-mod creds;
-mod net;
 mod run;
-mod store;
 
 use std::process::ExitCode;
 
@@ -98,7 +95,7 @@ fn main() -> ExitCode {
     let Some(bucket) = settings.b2_bucket.clone() else {
         return missing("B2_BUCKET");
     };
-    let cfg = store::StoreConfig {
+    let cfg = visdcam_s3::StoreConfig {
         endpoint,
         bucket,
         style: settings.b2_addressing_style,
@@ -106,7 +103,7 @@ fn main() -> ExitCode {
         profile: settings.b2_profile.clone(),
         dscp: settings.upload_dscp,
     };
-    if let Err(e) = store::check_config(&cfg) {
+    if let Err(e) = visdcam_s3::check_config(&cfg) {
         log::error!("{e}");
         return ExitCode::from(EX_CONFIG);
     }
@@ -125,7 +122,7 @@ fn main() -> ExitCode {
     if !settings.require_clock_sync {
         log::info!("REQUIRE_CLOCK_SYNC=no: uploading without waiting for clock sync");
     }
-    let store = store::Store::new(cfg, creds::Locations::from_env());
+    let store = visdcam_s3::Store::new(cfg, visdcam_s3::Locations::from_env());
     let mut uploader = match run::Uploader::new(&camera, settings, store, clock) {
         Ok(u) => u,
         Err(e) => {

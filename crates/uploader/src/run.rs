@@ -29,7 +29,7 @@ use visdcam_daemon::notify::Notifier;
 use visdcam_daemon::shutdown;
 
 use crate::clocksrc::{boot_id, ClockSource, Reading};
-use crate::store::{prepare, Store, Stored};
+use visdcam_s3::{prepare, Store, Stored};
 
 /// Full rescan at least this often (inotify can overflow).
 const RESCAN_EVERY: Duration = Duration::from_secs(10);
@@ -49,7 +49,7 @@ pub struct Uploader {
     settings: Settings,
     /// Lent to the upload in progress (`None` meanwhile), so its tick may use `self`.
     store: Option<Store>,
-    cred_locations: crate::creds::Locations,
+    cred_locations: visdcam_s3::creds::Locations,
     clock: ClockSource,
     notes: ClockNotes,
     notes_written: String,
@@ -74,6 +74,34 @@ pub struct Uploader {
 fn unix_now() -> i64 {
     Utc::now().timestamp()
 }
+
+/// Metadata sent with a segment: `visdcam-start-ms`, the first frame's wall time in Unix ms
+/// from its name (shifted by the same clock-step correction as its key time, so key time minus
+/// start stays the segment's length), and `md5`, the hex MD5 of its bytes (readers verify with
+/// it where the ETag is not an MD5).
+fn segment_meta(
+    seg: &Pending,
+    key_time: DateTime<Utc>,
+    md5_hex: &str,
+) -> Vec<(&'static str, String)> {
+    let mut meta = Vec::with_capacity(2);
+    if let Some(name) = SegmentName::parse_final(&seg.name) {
+        let shift_ms = key_time
+            .timestamp_nanos_opt()
+            .map_or(0, |ns| (ns - seg.mtime_ns).div_euclid(1_000_000));
+        let start = i64::try_from(name.start_ms)
+            .unwrap_or(i64::MAX)
+            .saturating_add(shift_ms);
+        meta.push((META_START_MS, start.to_string()));
+    }
+    meta.push((META_MD5, md5_hex.to_string()));
+    meta
+}
+
+/// `x-amz-meta-visdcam-start-ms`: the segment's first-frame wall time, Unix ms.
+pub const META_START_MS: &str = "visdcam-start-ms";
+/// `x-amz-meta-md5`: the hex MD5 of the segment's bytes.
+pub const META_MD5: &str = "md5";
 
 impl Uploader {
     pub fn new(
@@ -168,7 +196,7 @@ impl Uploader {
             if now < at {
                 if self
                     .refused_with
-                    .is_some_and(|f| f != crate::creds::fingerprint(&self.cred_locations))
+                    .is_some_and(|f| f != visdcam_s3::creds::fingerprint(&self.cred_locations))
                 {
                     log::info!("credentials files changed; retrying now");
                     self.next_attempt = None;
@@ -200,11 +228,11 @@ impl Uploader {
 
     fn attempt(&mut self, seg: &Pending) {
         let path = self.dir.join(&seg.name);
-        let key = self.settings.key_template.render(
-            &self.camera,
-            self.key_time(seg),
-            self.settings.key_tz,
-        );
+        let key_time = self.key_time(seg);
+        let key = self
+            .settings
+            .key_template
+            .render(&self.camera, key_time, self.settings.key_tz);
         let prep = match prepare(&path) {
             Ok(p) => p,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -220,6 +248,7 @@ impl Uploader {
             }
         };
         let size = prep.size;
+        let meta = segment_meta(seg, key_time, &prep.md5_hex);
         let pacer = Pacer::from_kibps(self.settings.rate_kbps);
         let started = Instant::now();
         self.in_flight = Some(seg.name.clone());
@@ -237,7 +266,7 @@ impl Uploader {
                 self.refresh();
                 !shutdown::requested()
             };
-            store.upload(prep, &key, pacer, &mut tick)
+            store.upload(prep, &key, &meta, pacer, &mut tick)
         };
         self.store = Some(store);
         self.in_flight = None;
@@ -301,7 +330,7 @@ impl Uploader {
                 (retry_after.unwrap_or(backoff), false)
             }
             Failure::Refused { .. } => {
-                self.refused_with = Some(crate::creds::fingerprint(&self.cred_locations));
+                self.refused_with = Some(visdcam_s3::creds::fingerprint(&self.cred_locations));
                 (self.refused.next(fastrand::f64()), true)
             }
         };

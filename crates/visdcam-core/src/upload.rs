@@ -155,8 +155,49 @@ pub fn s3_error(body: &str) -> (Option<String>, Option<String>) {
     (tag("Code"), tag("Message"))
 }
 
-/// Classifies any S3 answer that is not a success (`status` ≥ 300).
+/// The S3 operation an answer belongs to: it decides which key capability a refusal names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// `PutObject` (B2 `writeFiles`).
+    Put,
+    /// `ListObjectsV2` (B2 `listFiles`).
+    List,
+    /// `GetObject` (B2 `readFiles`).
+    Get,
+    /// `HeadObject` (B2 `readFiles`).
+    Head,
+    /// `HeadBucket` (any key allowed on the bucket).
+    HeadBucket,
+}
+
+impl Op {
+    /// The capability (B2 name, then the S3 permission) a key needs for this operation.
+    pub fn capability(self) -> &'static str {
+        match self {
+            Op::Put => "B2's writeFiles capability (s3:PutObject)",
+            Op::List => "B2's listFiles capability (s3:ListBucket)",
+            Op::Get | Op::Head => "B2's readFiles capability (s3:GetObject)",
+            Op::HeadBucket => "access to this bucket (a B2 key restricted to another bucket?)",
+        }
+    }
+}
+
+/// Classifies any S3 answer to a `PUT` that is not a success (`status` ≥ 300); see
+/// [`classify_error_for`].
 pub fn classify_error(status: u16, retry_after: Option<Duration>, body: &str) -> Failure {
+    classify_error_for(Op::Put, status, retry_after, body)
+}
+
+/// Classifies any S3 answer to `op` that is not a success (`status` ≥ 300): 408, 429 and 5xx
+/// are transient (with the store's `Retry-After`), everything else a refusal. `why` holds the
+/// status, the S3 `<Code>` and `<Message>` of `body` when present, and a hint: a 403 that is
+/// not a signature, key or clock problem names the capability the key lacks for `op`.
+pub fn classify_error_for(
+    op: Op,
+    status: u16,
+    retry_after: Option<Duration>,
+    body: &str,
+) -> Failure {
     let (code, message) = s3_error(body);
     let mut why = format!("HTTP {status}");
     if let Some(c) = &code {
@@ -165,16 +206,30 @@ pub fn classify_error(status: u16, retry_after: Option<Duration>, body: &str) ->
     if let Some(m) = &message {
         why.push_str(&format!(": {m}"));
     }
+    let cap = op.capability();
     let hint = match (status, code.as_deref()) {
-        (_, Some("RequestTimeTooSkewed")) => " (the system clock is off by more than 15 minutes)",
-        (_, Some("SignatureDoesNotMatch")) => " (wrong secret key in the credentials file?)",
-        (_, Some("InvalidAccessKeyId")) => " (unknown access key in the credentials file?)",
-        (_, Some("NoSuchBucket")) => " (does the bucket exist? check B2_BUCKET)",
-        (403, _) => " (wrong key or secret, a key without write access, or clock skew)",
-        (404, _) => " (no such bucket? check B2_BUCKET and B2_ENDPOINT)",
-        _ => "",
+        (_, Some("RequestTimeTooSkewed")) => {
+            " (the system clock is off by more than 15 minutes)".to_string()
+        }
+        (_, Some("SignatureDoesNotMatch")) => {
+            " (wrong secret key in the credentials file?)".to_string()
+        }
+        (_, Some("InvalidAccessKeyId")) => {
+            " (unknown access key in the credentials file?)".to_string()
+        }
+        (_, Some("NoSuchBucket")) => " (does the bucket exist? check B2_BUCKET)".to_string(),
+        (_, Some("NoSuchKey")) => " (no object with that key)".to_string(),
+        (403, Some("AccessDenied" | "AllAccessDisabled" | "UnauthorizedAccess")) => {
+            format!(" (the key lacks {cap})")
+        }
+        (403, _) => format!(" (wrong key or secret, a key without {cap}, or clock skew)"),
+        (404, _) if matches!(op, Op::Get | Op::Head) => {
+            " (no such object, or no such bucket: check B2_BUCKET and B2_ENDPOINT)".to_string()
+        }
+        (404, _) => " (no such bucket? check B2_BUCKET and B2_ENDPOINT)".to_string(),
+        _ => String::new(),
     };
-    why.push_str(hint);
+    why.push_str(&hint);
     match status {
         408 | 429 | 500..=599 => Failure::Transient { why, retry_after },
         _ => Failure::Refused { why },
@@ -479,6 +534,40 @@ mod tests {
             .why()
             .contains("clock"));
         assert!(classify_error(404, None, "").why().contains("B2_BUCKET"));
+    }
+
+    #[test]
+    fn refusals_name_the_capability_of_the_operation() {
+        let denied = "<Error><Code>AccessDenied</Code><Message>not entitled</Message></Error>";
+        let why = |op: Op, status: u16, body: &str| match classify_error_for(op, status, None, body)
+        {
+            Failure::Refused { why } => why,
+            f => panic!("{f:?} is not a refusal"),
+        };
+        assert_eq!(
+            why(Op::List, 403, denied),
+            "HTTP 403 AccessDenied: not entitled (the key lacks B2's listFiles capability \
+             (s3:ListBucket))"
+        );
+        assert!(why(Op::Get, 403, denied).contains("readFiles capability (s3:GetObject)"));
+        assert!(why(Op::Put, 403, denied).contains("writeFiles capability (s3:PutObject)"));
+        // A HEAD answer has no body: the hint lists every cause.
+        let head = why(Op::Head, 403, "");
+        assert!(head.contains("wrong key or secret"), "{head}");
+        assert!(head.contains("readFiles"), "{head}");
+        // Credentials and clock problems say so, whatever the operation.
+        let sig = "<Error><Code>SignatureDoesNotMatch</Code></Error>";
+        assert!(why(Op::List, 403, sig).contains("wrong secret key"));
+        assert!(!why(Op::List, 403, sig).contains("listFiles"));
+        assert!(why(Op::Get, 404, "<Error><Code>NoSuchKey</Code></Error>").contains("no object"));
+        assert!(matches!(
+            classify_error_for(Op::List, 503, None, ""),
+            Failure::Transient { .. }
+        ));
+        assert_eq!(
+            classify_error(403, None, denied),
+            classify_error_for(Op::Put, 403, None, denied)
+        );
     }
 
     #[test]

@@ -8,16 +8,18 @@
 //! is reported as failed with what it waited for, so doctor never hangs.
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use visdcam_core::cli::{format_size, LogStorage};
 use visdcam_core::clock::{SyncEvidence, TestClock, TEST_CLOCK_ENV};
-use visdcam_core::config::{AddressingStyle, Settings};
+use visdcam_core::config::Settings;
 use visdcam_core::units::{self, camera_units};
 use visdcam_daemon::config::{camera_path, global_path, load_camera_from, load_global_from};
+use visdcam_s3::creds::CREDSTORE;
+use visdcam_s3::{CredError, Locations, Store, StoreConfig, StoreError, Timeouts};
 
 use crate::fail::{self, Failure};
 use crate::ram::fs_info;
@@ -33,17 +35,6 @@ const ELEMENTS: &[(&str, &str)] = &[
     ("x264enc", "gstreamer1.0-plugins-ugly"),
     ("h264parse", "gstreamer1.0-plugins-bad"),
     ("mpegtsmux", "gstreamer1.0-plugins-bad"),
-];
-
-/// Where the uploader's credentials file is looked for: the package's place for it, then
-/// systemd's credential stores, as `LoadCredential=aws-credentials:visdcam-aws-credentials` in
-/// uploader@.service finds it (/usr/lib/credstore/ links to /etc/visdcam/aws-credentials).
-/// `VISDCAM_CREDENTIALS` names another file instead.
-const CREDSTORE: &[&str] = &[
-    "/etc/visdcam/aws-credentials",
-    "/etc/credstore/visdcam-aws-credentials",
-    "/run/credstore/visdcam-aws-credentials",
-    "/usr/lib/credstore/visdcam-aws-credentials",
 ];
 
 /// systemd-timesyncd creates this once it has synchronised the clock.
@@ -366,41 +357,64 @@ pub fn run(ctx: &Ctx) -> fail::Result<()> {
     Ok(())
 }
 
-fn credentials_path() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("VISDCAM_CREDENTIALS").filter(|p| !p.is_empty()) {
-        return Some(p.into());
-    }
-    CREDSTORE.iter().map(PathBuf::from).find(|p| p.exists())
-}
-
-/// Key and secret of `profile` in an aws-cli style credentials file.
-fn profile_keys(text: &str, profile: &str) -> Option<(String, String)> {
-    let (mut key, mut secret, mut inside) = (None, None, false);
-    for line in text.lines() {
-        let t = line.trim();
-        if let Some(name) = t.strip_prefix('[').and_then(|t| t.strip_suffix(']')) {
-            let name = name.trim();
-            inside = name == profile || name == format!("profile {profile}");
-        } else if inside {
-            if let Some((k, v)) = t.split_once('=') {
-                match k.trim() {
-                    "aws_access_key_id" => key = Some(v.trim().to_string()),
-                    "aws_secret_access_key" => secret = Some(v.trim().to_string()),
-                    _ => {}
-                }
-            }
+/// The line for credentials that could not be loaded.
+fn credentials_line(e: &CredError, profile: &str) -> Line {
+    let write_it = |at: &Path| {
+        format!(
+            "put an aws-cli style file with a [{profile}] profile (aws_access_key_id, \
+             aws_secret_access_key) at {} (mode 0600)",
+            at.display()
+        )
+    };
+    match e {
+        CredError::NoFile { tried } if tried.len() == 1 => Line::fail(
+            format!(
+                "credentials: cannot read {}: no such file",
+                tried[0].display()
+            ),
+            write_it(&tried[0]),
+        ),
+        CredError::NoFile { tried } => Line::fail(
+            format!(
+                "credentials: none of {} exists",
+                tried
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            write_it(Path::new(CREDSTORE[0])),
+        ),
+        CredError::Unreadable { kind, .. } if *kind == std::io::ErrorKind::PermissionDenied => {
+            Line::fail(
+                format!("credentials: {e}"),
+                "run doctor with sudo (the file is root's, mode 0600)",
+            )
         }
+        CredError::Unreadable { path, .. } => Line::fail(
+            format!("credentials: {e}"),
+            format!("check {}", path.display()),
+        ),
+        CredError::Invalid { path, why } if why.starts_with("line ") => Line::fail(
+            format!("credentials: {e}"),
+            format!(
+                "fix that line of {} (aws-cli style: [{profile}], then key = value lines)",
+                path.display()
+            ),
+        ),
+        CredError::Invalid { path, why } => Line::fail(
+            format!(
+                "credentials: no [{profile}] profile with aws_access_key_id and \
+                 aws_secret_access_key in {} ({why})",
+                path.display()
+            ),
+            "add them, or set B2_PROFILE to the profile's name",
+        ),
     }
-    Some((key?, secret?))
 }
 
-/// The S3 error code (`<Code>…</Code>`) in an error body, if any.
-fn s3_code(body: &str) -> Option<&str> {
-    let start = body.find("<Code>")? + "<Code>".len();
-    let len = body[start..].find("</Code>")?;
-    Some(&body[start..start + len])
-}
-
+/// Credentials and bucket through the uploader's own S3 client: the same files, the same
+/// signing, the same error table; only the timeouts are doctor's.
 fn check_bucket(s: &Settings) -> Line {
     let (Some(endpoint), Some(bucket)) = (&s.b2_endpoint, &s.b2_bucket) else {
         return Line::fail(
@@ -408,105 +422,53 @@ fn check_bucket(s: &Settings) -> Line {
             "set them in /etc/visdcam/visdcam.conf",
         );
     };
-    let Some(path) = credentials_path() else {
+    let cfg = StoreConfig {
+        endpoint: endpoint.clone(),
+        bucket: bucket.clone(),
+        style: s.b2_addressing_style,
+        region: s.b2_region.clone(),
+        profile: s.b2_profile.clone(),
+        dscp: None,
+    };
+    if let Err(e) = Store::check_config(&cfg) {
         return Line::fail(
-            format!("credentials: none of {} exists", CREDSTORE.join(", ")),
-            format!(
-                "put an aws-cli style file with a [{}] profile (aws_access_key_id, \
-                 aws_secret_access_key) at {} (mode 0600)",
-                s.b2_profile, CREDSTORE[0]
-            ),
+            format!("bucket: {e}"),
+            "fix B2_ENDPOINT, B2_BUCKET or B2_ADDRESSING_STYLE",
         );
+    }
+    let timeouts = Timeouts {
+        connect: CONNECT_TIMEOUT,
+        per_read: ANSWER_TIMEOUT,
+        per_write: ANSWER_TIMEOUT,
+        global: Some(CONNECT_TIMEOUT + ANSWER_TIMEOUT),
     };
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+    let store = Store::with_timeouts(cfg, Locations::for_cli(), timeouts);
+    let loaded = match store.credentials() {
+        Ok(l) => l,
+        Err(e) => return credentials_line(&e, &s.b2_profile),
+    };
+    let profile = format!("{} profile [{}]", loaded.source.display(), s.b2_profile);
+    let (status, code) = match store.probe_bucket() {
+        Ok(()) => {
+            return Line::pass(format!(
+                "credentials: {profile} accepted by bucket {bucket} at {endpoint}"
+            ))
+        }
+        Err(StoreError::Credentials(e)) => return credentials_line(&e, &s.b2_profile),
+        Err(StoreError::Config(e)) => {
             return Line::fail(
-                format!("credentials: cannot read {}: {e}", path.display()),
-                "run doctor with sudo (the file is root's, mode 0600)",
+                format!("bucket: {e}"),
+                "fix B2_ENDPOINT, B2_BUCKET or B2_ADDRESSING_STYLE",
             )
         }
-        Err(e) => {
+        Err(StoreError::Transport(f)) => {
             return Line::fail(
-                format!("credentials: cannot read {}: {e}", path.display()),
-                format!("check {}", path.display()),
-            )
-        }
-    };
-    let Some((key, secret)) = profile_keys(&text, &s.b2_profile) else {
-        return Line::fail(
-            format!(
-                "credentials: no [{}] profile with aws_access_key_id and aws_secret_access_key \
-                 in {}",
-                s.b2_profile,
-                path.display()
-            ),
-            "add them, or set B2_PROFILE to the profile's name",
-        );
-    };
-    let style = match s.b2_addressing_style {
-        AddressingStyle::Path => rusty_s3::UrlStyle::Path,
-        AddressingStyle::VirtualHost => rusty_s3::UrlStyle::VirtualHost,
-    };
-    let region = s.b2_region.clone().unwrap_or_else(|| "us-east-1".into());
-    let endpoint_url = match endpoint.parse() {
-        Ok(u) => u,
-        Err(e) => {
-            return Line::fail(
-                format!("bucket: B2_ENDPOINT {endpoint}: {e}"),
-                "fix B2_ENDPOINT",
-            )
-        }
-    };
-    let b = match rusty_s3::Bucket::new(endpoint_url, style, bucket.clone(), region) {
-        Ok(b) => b,
-        Err(e) => {
-            return Line::fail(
-                format!("bucket: {bucket} at {endpoint}: {e}"),
-                "fix B2_BUCKET / B2_ADDRESSING_STYLE",
-            )
-        }
-    };
-    let creds = rusty_s3::Credentials::new(key, secret);
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_connect(Some(CONNECT_TIMEOUT))
-        .timeout_global(Some(CONNECT_TIMEOUT + ANSWER_TIMEOUT))
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let head = rusty_s3::S3Action::sign(&b.head_bucket(Some(&creds)), Duration::from_secs(60));
-    let status = match agent.head(head.as_str()).call() {
-        Ok(resp) => resp.status().as_u16(),
-        Err(e) => {
-            return Line::fail(
-                format!("bucket: cannot reach {endpoint}: {e}"),
+                format!("bucket: cannot reach {endpoint}: {}", f.why()),
                 "check the network and B2_ENDPOINT",
             )
         }
+        Err(StoreError::Answer { status, code, .. }) => (status, code.unwrap_or_default()),
     };
-    let profile = format!("{} profile [{}]", path.display(), s.b2_profile);
-    if (200..300).contains(&status) {
-        return Line::pass(format!(
-            "credentials: {profile} accepted by bucket {bucket} at {endpoint}"
-        ));
-    }
-    // A HEAD answer has no body; a listing of one key says why in its XML error.
-    let mut list = b.list_objects_v2(Some(&creds));
-    list.with_max_keys(1);
-    let list = rusty_s3::S3Action::sign(&list, Duration::from_secs(60));
-    let code = agent
-        .get(list.as_str())
-        .call()
-        .ok()
-        .and_then(|mut r| {
-            r.body_mut()
-                .with_config()
-                .limit(64 * 1024)
-                .read_to_string()
-                .ok()
-        })
-        .and_then(|body| s3_code(&body).map(str::to_string))
-        .unwrap_or_default();
     let answer = if code.is_empty() {
         status.to_string()
     } else {
@@ -927,6 +889,7 @@ fn unit_line(i: UnitInfo) -> Line {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     fn unit(name: &str, file_state: &str, active: &str) -> UnitInfo {
         UnitInfo {
@@ -959,16 +922,35 @@ mod tests {
     }
 
     #[test]
-    fn credentials_profiles() {
-        let text = "[default]\naws_access_key_id = A\naws_secret_access_key = B\n\n\
-                    [b2]\naws_access_key_id=K2\n# c\naws_secret_access_key = S2\nregion=x\n";
-        assert_eq!(profile_keys(text, "b2"), Some(("K2".into(), "S2".into())));
-        assert_eq!(
-            profile_keys(text, "default"),
-            Some(("A".into(), "B".into()))
+    fn credential_problems_name_the_file_and_the_fix() {
+        let one = credentials_line(
+            &CredError::NoFile {
+                tried: vec![PathBuf::from("/x/creds")],
+            },
+            "b2",
         );
-        assert_eq!(profile_keys(text, "other"), None);
-        assert_eq!(profile_keys("[b2]\naws_access_key_id=K\n", "b2"), None);
+        assert_eq!(one.what, "credentials: cannot read /x/creds: no such file");
+        assert!(one.fix.as_deref().unwrap().contains("[b2] profile"));
+        let denied = credentials_line(
+            &CredError::Unreadable {
+                path: PathBuf::from("/etc/visdcam/aws-credentials"),
+                kind: std::io::ErrorKind::PermissionDenied,
+                error: "Permission denied (os error 13)".into(),
+            },
+            "b2",
+        );
+        assert!(denied.fix.as_deref().unwrap().contains("sudo"));
+        let bad = credentials_line(
+            &CredError::Invalid {
+                path: PathBuf::from("/x/creds"),
+                why: "line 2: expected `key = value`".into(),
+            },
+            "b2",
+        );
+        assert_eq!(
+            bad.what,
+            "credentials: /x/creds: line 2: expected `key = value`"
+        );
     }
 
     #[test]
@@ -977,12 +959,5 @@ mod tests {
         assert_eq!(l.render(), "✘ a b — fix: c d");
         assert_eq!(Line::pass("ok").render(), "✔ ok");
         assert_eq!(Line::skip("x", "y").render(), "– x — fix: y");
-    }
-
-    #[test]
-    fn s3_error_code() {
-        let body = "<?xml version=\"1.0\"?><Error><Code>NoSuchBucket</Code><Message>m</Message>";
-        assert_eq!(s3_code(body), Some("NoSuchBucket"));
-        assert_eq!(s3_code(""), None);
     }
 }
