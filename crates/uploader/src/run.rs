@@ -23,7 +23,7 @@ use visdcam_core::config::Settings;
 use visdcam_core::rate::Pacer;
 use visdcam_core::ratelimit::{RepeatLimiter, Verdict};
 use visdcam_core::segment::{classify, EntryKind, SegmentName};
-use visdcam_core::upload::{human_bytes, plan_drops, Failure, Stats, STATS_FILE};
+use visdcam_core::upload::{human_bytes, plan_drops, retry_delay, Failure, Stats, STATS_FILE};
 use visdcam_daemon::fsutil::write_atomic;
 use visdcam_daemon::notify::Notifier;
 use visdcam_daemon::shutdown;
@@ -327,7 +327,7 @@ impl Uploader {
         let (delay, loud) = match &f {
             Failure::Transient { retry_after, .. } => {
                 let backoff = self.transient.next(fastrand::f64());
-                (retry_after.unwrap_or(backoff), false)
+                (retry_delay(*retry_after, backoff), false)
             }
             Failure::Refused { .. } => {
                 self.refused_with = Some(visdcam_s3::creds::fingerprint(&self.cred_locations));

@@ -138,8 +138,13 @@ impl Failure {
 /// What a PUT's answer means.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PutOutcome {
-    /// Stored, and the ETag is the MD5 we sent.
-    Stored,
+    /// Stored: the store accepted the signed `Content-MD5` (it checks the bytes against it
+    /// before storing), or, without one, the ETag is the MD5. `etag_is_md5` says whether the
+    /// ETag also was our MD5 (it is not on AWS with SSE-KMS/SSE-C and on some S3-compatible
+    /// servers).
+    Stored {
+        etag_is_md5: bool,
+    },
     Failed(Failure),
 }
 
@@ -236,25 +241,50 @@ pub fn classify_error_for(
     }
 }
 
-/// A 2xx PUT answer: stored only if the ETag is our MD5 (hex, any case, quotes optional).
-pub fn classify_put_success(etag: Option<&str>, md5_hex: &str) -> PutOutcome {
-    match etag.map(|e| e.trim().trim_matches('"')) {
-        Some(e) if e.eq_ignore_ascii_case(md5_hex) => PutOutcome::Stored,
-        Some(e) => PutOutcome::Failed(Failure::Transient {
-            why: format!("the store's ETag {e} is not the file's MD5 {md5_hex}"),
-            retry_after: None,
-        }),
-        None => PutOutcome::Failed(Failure::Transient {
-            why: "the store answered without an ETag, so the upload is unverified".into(),
-            retry_after: None,
-        }),
+/// A 2xx PUT answer. With a `Content-MD5` header sent (and signed), a 2xx already proves the
+/// bytes: S3 refuses a body whose MD5 differs (400 `BadDigest`) before storing anything, so the
+/// object is stored whatever its ETag looks like. Without one, only an ETag equal to our MD5
+/// (hex, any case, quotes optional) proves it.
+pub fn classify_put_success(
+    etag: Option<&str>,
+    md5_hex: &str,
+    content_md5_sent: bool,
+) -> PutOutcome {
+    let etag = etag.map(|e| e.trim().trim_matches('"'));
+    let etag_is_md5 = etag.is_some_and(|e| e.eq_ignore_ascii_case(md5_hex));
+    if etag_is_md5 || content_md5_sent {
+        return PutOutcome::Stored { etag_is_md5 };
     }
+    PutOutcome::Failed(Failure::Transient {
+        why: match etag {
+            Some(e) => format!("the store's ETag {e} is not the file's MD5 {md5_hex}"),
+            None => "the store answered without an ETag, so the upload is unverified".into(),
+        },
+        retry_after: None,
+    })
+}
+
+/// Whether an object already in the bucket holds the bytes whose MD5 is `md5_hex`: its ETag
+/// is that MD5 (a single-part upload to a store whose ETag is the MD5), or its `md5` metadata
+/// (`x-amz-meta-md5`, sent with every segment) is. An ETag that is not our MD5 proves nothing
+/// by itself: with SSE-KMS/SSE-C it is 32 hex digits that are not the MD5.
+pub fn holds_same_bytes(etag: &str, meta_md5: Option<&str>, md5_hex: &str) -> bool {
+    let same = |v: &str| v.trim().trim_matches('"').eq_ignore_ascii_case(md5_hex);
+    same(etag) || meta_md5.is_some_and(same)
 }
 
 /// Longest `Retry-After` honoured; a longer one is cut to this.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
-/// Parses `Retry-After`: delta-seconds or an HTTP date, relative to `now_unix` seconds.
+/// The wait before retrying after a transient failure: the store's `Retry-After` when it asks
+/// for longer than our backoff, else the backoff. `Retry-After: 0` or a date in the past never
+/// makes a retry immediate (that would be a tight loop against a store that keeps refusing).
+pub fn retry_delay(retry_after: Option<Duration>, backoff: Duration) -> Duration {
+    retry_after.map_or(backoff, |r| r.max(backoff))
+}
+
+/// Parses `Retry-After`: delta-seconds or an HTTP date, relative to `now_unix` seconds. A date
+/// in the past is zero; callers wait at least their backoff anyway ([`retry_delay`]).
 pub fn parse_retry_after(value: &str, now_unix: i64) -> Option<Duration> {
     let v = value.trim();
     let d = if let Ok(secs) = v.parse::<u64>() {
@@ -571,20 +601,91 @@ mod tests {
     }
 
     #[test]
-    fn etag_must_be_our_md5() {
+    fn etag_must_be_our_md5_unless_content_md5_was_accepted() {
         let md5 = "9e107d9d372bb6826bd81d3542a419d6";
         assert_eq!(
-            classify_put_success(Some("\"9E107D9D372BB6826BD81D3542A419D6\""), md5),
-            PutOutcome::Stored
+            classify_put_success(Some("\"9E107D9D372BB6826BD81D3542A419D6\""), md5, true),
+            PutOutcome::Stored { etag_is_md5: true }
+        );
+        // SSE-KMS, multipart-style or server-specific ETags: the accepted Content-MD5 proves
+        // the bytes, so the segment is stored (and never uploaded again under `-2`).
+        for etag in [
+            Some("\"abc-1\""),
+            Some("0123456789abcdef0123456789abcdef"),
+            None,
+        ] {
+            assert_eq!(
+                classify_put_success(etag, md5, true),
+                PutOutcome::Stored { etag_is_md5: false },
+                "{etag:?}"
+            );
+        }
+        // Without Content-MD5 only the ETag proves anything.
+        assert_eq!(
+            classify_put_success(Some(md5), md5, false),
+            PutOutcome::Stored { etag_is_md5: true }
         );
         assert!(matches!(
-            classify_put_success(Some("\"abc\""), md5),
+            classify_put_success(Some("\"abc\""), md5, false),
             PutOutcome::Failed(Failure::Transient { .. })
         ));
         assert!(matches!(
-            classify_put_success(None, md5),
+            classify_put_success(None, md5, false),
             PutOutcome::Failed(_)
         ));
+    }
+
+    #[test]
+    fn same_bytes_from_etag_or_md5_metadata() {
+        let md5 = "9e107d9d372bb6826bd81d3542a419d6";
+        assert!(holds_same_bytes(
+            "9E107D9D372BB6826BD81D3542A419D6",
+            None,
+            md5
+        ));
+        assert!(holds_same_bytes(
+            "\"9e107d9d372bb6826bd81d3542a419d6\"",
+            None,
+            md5
+        ));
+        // An ETag that is not the MD5 (SSE-KMS: 32 hex digits; others: `abc-1`): the metadata.
+        assert!(holds_same_bytes("abc-1", Some(md5), md5));
+        assert!(holds_same_bytes(
+            "0123456789abcdef0123456789abcdef",
+            Some(md5),
+            md5
+        ));
+        assert!(!holds_same_bytes("abc-1", None, md5));
+        assert!(!holds_same_bytes(
+            "abc-1",
+            Some("0123456789abcdef0123456789abcdef"),
+            md5
+        ));
+        assert!(!holds_same_bytes(
+            "0123456789abcdef0123456789abcdef",
+            None,
+            md5
+        ));
+    }
+
+    #[test]
+    fn retry_waits_at_least_the_backoff() {
+        let backoff = Duration::from_millis(1500);
+        assert_eq!(retry_delay(Some(Duration::ZERO), backoff), backoff);
+        assert_eq!(retry_delay(None, backoff), backoff);
+        assert_eq!(retry_delay(Some(Duration::from_secs(1)), backoff), backoff);
+        assert_eq!(
+            retry_delay(Some(Duration::from_secs(7)), backoff),
+            Duration::from_secs(7)
+        );
+        // A date in the past parses to zero and still waits the backoff.
+        let now = DateTime::parse_from_rfc2822("Wed, 21 Oct 2015 07:28:00 GMT")
+            .unwrap()
+            .timestamp();
+        let past = parse_retry_after("Wed, 21 Oct 2015 07:27:00 GMT", now);
+        assert_eq!(retry_delay(past, backoff), backoff);
+        let zero = parse_retry_after("0", now);
+        assert_eq!(retry_delay(zero, backoff), backoff);
     }
 
     #[test]

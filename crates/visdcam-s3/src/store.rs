@@ -5,9 +5,11 @@
 //! `Expect: 100-continue` (a store that refuses us answers before the body is sent, instead of
 //! a `BrokenPipe` mid-body), its body streamed from the file in small paced chunks, with any
 //! `x-amz-meta-*` headers signed too. No flexible-checksum headers, no `aws-chunked` bodies (B2
-//! rejects them). Before the PUT, a `HEAD` of the key: an object with our MD5 means an earlier
-//! run stored it and died before deleting the file; an object with other bytes means the key is
-//! taken, and the next [`key_variant`] is tried.
+//! rejects them). Before the PUT, a `HEAD` of the key: an object with our MD5 (as its ETag, or
+//! as its `x-amz-meta-md5` where the ETag is not the MD5) means an earlier run stored it and
+//! died before deleting the file; an object with other bytes means the key is taken, and the
+//! next [`key_variant`] is tried. A 2xx answer to the PUT means stored: the store checked the
+//! signed `Content-MD5` before storing, whatever ETag it returns.
 //!
 //! Reading: `ListObjectsV2` page by page, `HEAD` with the object's metadata, `GET` streamed to
 //! a writer with its size and MD5 checked, and presigned `GET` URLs for players.
@@ -28,8 +30,8 @@ use ureq::unversioned::transport::{Connector, RustlsConnector};
 use visdcam_core::config::AddressingStyle;
 use visdcam_core::rate::Pacer;
 use visdcam_core::upload::{
-    classify_error_for, classify_put_success, key_variant, parse_retry_after, s3_error, Failure,
-    Op, PutOutcome,
+    classify_error_for, classify_put_success, holds_same_bytes, key_variant, parse_retry_after,
+    s3_error, Failure, Op, PutOutcome,
 };
 
 use crate::creds::{self, CredError, Loaded, Locations};
@@ -403,7 +405,13 @@ impl Store {
                     chosen = Some(key);
                     break;
                 }
-                Some(h) if h.etag.eq_ignore_ascii_case(&prep.md5_hex) => {
+                Some(h)
+                    if holds_same_bytes(
+                        &h.etag,
+                        h.meta.get("md5").map(String::as_str),
+                        &prep.md5_hex,
+                    ) =>
+                {
                     return Ok(Stored::AlreadyThere { key });
                 }
                 Some(_) => log::info!("{key} holds other bytes; trying the next variant"),
@@ -461,8 +469,16 @@ impl Store {
         if (200..300).contains(&status) {
             let etag = header(&r, "etag");
             let _ = error_text(&mut r);
-            return match classify_put_success(etag.as_deref(), &prep.md5_hex) {
-                PutOutcome::Stored => Ok(Stored::Uploaded { key }),
+            return match classify_put_success(etag.as_deref(), &prep.md5_hex, true) {
+                PutOutcome::Stored { etag_is_md5 } => {
+                    if !etag_is_md5 {
+                        log::debug!(
+                            "{key}: the ETag {} is not the MD5; the accepted Content-MD5 proves the bytes",
+                            etag.as_deref().unwrap_or("(none)")
+                        );
+                    }
+                    Ok(Stored::Uploaded { key })
+                }
                 PutOutcome::Failed(f) => Err(f),
             };
         }
