@@ -299,7 +299,8 @@ pub const KEYS: &[KeySpec] = &[
         Scope::Both,
         Kind::Choice(&["error", "warn", "info", "debug", "trace"]),
         Some("info"),
-        "Daemon log level.",
+        "Daemon log level. debug and trace add visdcam's own details; libraries stay at warn, \
+         and no level logs a credential, a signature or a body.",
     ),
 ];
 
