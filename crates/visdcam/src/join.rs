@@ -624,6 +624,10 @@ impl Writer {
         match container {
             Container::Mp4 => {
                 mux.set_property("faststart", true);
+                // The recorder's frames are timed by arrival (caps say framerate 0/1), from
+                // which qtmux derives a nonsense track timescale (1/1215752192 seen): use
+                // MPEG-TS's 90 kHz clock, which the input timestamps already have.
+                mux.set_property("trak-timescale", 90_000u32);
                 // The media data goes to a temporary file until the moov is written: next to
                 // the output, not in /tmp (a small RAM disk on a Pi).
                 let mut tmp = out.as_os_str().to_owned();
