@@ -166,7 +166,8 @@ pub const KEYS: &[KeySpec] = &[
         Scope::Both,
         Kind::Template,
         Some(crate::keys::DEFAULT_TEMPLATE),
-        "Object key layout: strftime fields plus {camera}, {camera_}, {number}.",
+        "Object key layout: strftime fields plus {camera}, {camera_}, {number}. Refused when a \
+         field cannot be formatted, or when two configured cameras could get the same key.",
     ),
     key(
         "B2_PROFILE",
@@ -1092,7 +1093,12 @@ pub fn reference_markdown() -> String {
          `-` becomes `_`) and `{number}` (`1`). The time is the segment file's modification \
          time, i.e. when the segment ended. The default is visdcam-pi's layout: camera `cam1`, \
          17:42:22 IST on 2025-10-12 → `cam1/2025/10/12/17/cam_1_2025_10_12_17_42_22.ts`. \
-         A template must contain `%S` (every segment gets its own key). Where daylight-saving \
+         A template must contain `%S` (every segment gets its own key), and is rendered once \
+         when loaded: a field chrono parses but cannot format (`%#z`) is refused. Every daemon \
+         and `visdcam` refuse (exit 78, `file:line`) a template under which two configured \
+         cameras could get the same key: one without `{camera}`, or with only `{camera_}` or \
+         `{number}` for names such as `cam1` and `cam-1`, or `front1` and `back1`, since their \
+         uploads would overwrite each other. Where daylight-saving \
          time repeats an hour, the second pass gets the zone abbreviation before the \
          extension (`..._02_30_00_CET.ts`) so no key is reused.\n",
     );

@@ -67,22 +67,48 @@ impl KeyTemplate {
                 "must contain seconds (`%S`) so that every segment gets its own key".into(),
             );
         }
-        Ok(KeyTemplate {
+        let t = KeyTemplate {
             template: template.to_string(),
-        })
+        };
+        // Some fields parse but cannot be formatted (`%#z` is a parse-only offset): render a
+        // sample so such a template is refused here, not at every upload.
+        let sample = DateTime::<Utc>::UNIX_EPOCH + chrono::Duration::seconds(1_760_271_142);
+        for tz in [chrono_tz::UTC, chrono_tz::Asia::Kolkata] {
+            t.try_render("cam1", sample, tz)?;
+        }
+        Ok(t)
     }
 
     pub fn as_str(&self) -> &str {
         &self.template
     }
 
-    /// The key for a segment of `camera` whose time is `at`, in zone `tz`.
+    /// The key for a segment of `camera` whose time is `at`, in zone `tz`. Never panics: a
+    /// template that cannot be rendered (which [`KeyTemplate::parse`] refuses) gives the key of
+    /// the default template instead; [`KeyTemplate::try_render`] says so.
     pub fn render(&self, camera: &str, at: DateTime<Utc>, tz: Tz) -> String {
+        self.try_render(camera, at, tz).unwrap_or_else(|_| {
+            KeyTemplate::default()
+                .try_render(camera, at, tz)
+                .unwrap_or_default()
+        })
+    }
+
+    /// The key for a segment of `camera` whose time is `at`, in zone `tz`, or why the template
+    /// cannot be rendered (a strftime field chrono parses but cannot format, such as `%#z`).
+    pub fn try_render(&self, camera: &str, at: DateTime<Utc>, tz: Tz) -> Result<String, String> {
+        use std::fmt::Write as _;
         let local = at.with_timezone(&tz);
         let with_names = self.with_names(camera);
-        // `parse` rejected invalid fields, and the placeholders we substituted (camera names
-        // are `[a-z0-9-]`) add none.
-        let mut key = local.format(&with_names).to_string();
+        let mut key = String::new();
+        // `format().to_string()` panics when a field fails to format; `write!` returns it.
+        if write!(key, "{}", local.format(&with_names)).is_err() {
+            return Err(
+                "has a `%` field that cannot be formatted (one chrono only parses, such \
+                        as `%#z`)"
+                    .into(),
+            );
+        }
         if is_second_pass(local.naive_local(), at, tz) {
             let abbr = local.format("%Z").to_string();
             let insert_at = key
@@ -91,8 +117,65 @@ impl KeyTemplate {
                 .unwrap_or(key.len());
             key.insert_str(insert_at, &format!("_{abbr}"));
         }
-        key
+        Ok(key)
     }
+}
+
+/// Local times at which [`shared_key`] compares keys: numbers of one and two digits in every
+/// field, so an unpadded field (`%-d`) next to a camera's number cannot hide a clash.
+const CLASH_SAMPLES: &[(i32, u32, u32, u32, u32, u32)] = &[
+    (2025, 1, 1, 1, 1, 1),
+    (2025, 1, 1, 1, 1, 11),
+    (2025, 1, 1, 1, 11, 1),
+    (2025, 1, 1, 11, 1, 1),
+    (2025, 1, 11, 1, 1, 1),
+    (2025, 11, 1, 1, 1, 1),
+    (2025, 11, 11, 11, 11, 11),
+    (2025, 1, 11, 11, 11, 11),
+    (2025, 11, 1, 11, 11, 11),
+    (2025, 11, 11, 1, 11, 11),
+    (2025, 11, 11, 11, 1, 11),
+    (2025, 11, 11, 11, 11, 1),
+];
+
+/// Two of `cameras` (name, template) whose segments could get the same key, with an example
+/// key: the same template text once the camera placeholders are filled in (a template without
+/// `{camera}`, or with only `{camera_}` or `{number}`, for names such as `cam1` and `cam-1`, or
+/// `front1` and `back1`), or the same key at two of a set of sample times (an unpadded field
+/// next to a name's digits). Only pairs that include `only` are checked when it is given.
+pub fn shared_key<'a>(
+    cameras: &[(&'a str, &KeyTemplate)],
+    only: Option<&str>,
+) -> Option<(&'a str, &'a str, String)> {
+    let rendered: Vec<(String, Vec<String>)> = cameras
+        .iter()
+        .map(|(cam, t)| {
+            let keys = CLASH_SAMPLES
+                .iter()
+                .filter_map(|&(y, mo, d, h, mi, s)| {
+                    let at = Utc.with_ymd_and_hms(y, mo, d, h, mi, s).single()?;
+                    t.try_render(cam, at, chrono_tz::UTC).ok()
+                })
+                .collect();
+            (t.with_names(cam), keys)
+        })
+        .collect();
+    for i in 0..cameras.len() {
+        for j in i + 1..cameras.len() {
+            let (a, b) = (cameras[i].0, cameras[j].0);
+            if only.is_some_and(|o| o != a && o != b) {
+                continue;
+            }
+            let ((ta, ka), (tb, kb)) = (&rendered[i], &rendered[j]);
+            if ta == tb {
+                return Some((a, b, ka.first().cloned().unwrap_or_else(|| ta.clone())));
+            }
+            if let Some(k) = ka.iter().find(|k| kb.contains(k)) {
+                return Some((a, b, k.clone()));
+            }
+        }
+    }
+    None
 }
 
 /// A key parsed back: the instant it names and its `-n` variant (1 for the key itself).
@@ -422,6 +505,64 @@ mod tests {
             let err = KeyTemplate::parse(t).unwrap_err();
             assert!(err.contains(why), "{t:?}: {err}");
         }
+    }
+
+    #[test]
+    fn fields_that_cannot_be_formatted_are_refused_and_render_never_panics() {
+        // chrono parses `%#z` (a parse-only offset) but fails to format it: `to_string()`
+        // panicked in the uploader on every upload.
+        let err = KeyTemplate::parse("{camera}/%Y/%H%M%S%#z.ts").unwrap_err();
+        assert!(err.contains("cannot be formatted"), "{err}");
+        let bad = KeyTemplate {
+            template: "{camera}/%S%#z.ts".into(),
+        };
+        let at = utc("2025-10-12T12:12:22Z");
+        assert!(bad.try_render("cam1", at, chrono_tz::UTC).is_err());
+        assert_eq!(
+            bad.render("cam1", at, chrono_tz::UTC),
+            KeyTemplate::default().render("cam1", at, chrono_tz::UTC)
+        );
+        // Every other offset and zone field formats.
+        for ok in ["%Z", "%z", "%:z", "%::z", "%:::z", "%+", "%.3f", "%s"] {
+            let t = format!("{{camera}}/%Y%m%d%H%M%S{ok}.ts");
+            assert!(KeyTemplate::parse(&t).is_ok(), "{t}");
+        }
+    }
+
+    #[test]
+    fn templates_under_which_two_cameras_share_keys() {
+        let parse = |t: &str| KeyTemplate::parse(t).unwrap();
+        let default = KeyTemplate::default();
+        let no_camera = parse("%Y/%m/%d/%H%M%S.ts");
+        let number = parse("{number}/%Y%m%d_%H%M%S.ts");
+        let underscored = parse("{camera_}/%Y%m%d_%H%M%S.ts");
+        let unpadded = parse("{camera}%-d/%H%M%S.ts");
+        let clash = |cams: &[(&'static str, &KeyTemplate)]| shared_key(cams, None);
+
+        assert_eq!(clash(&[("cam1", &default), ("cam-1", &default)]), None);
+        assert_eq!(clash(&[("cam1", &no_camera)]), None, "one camera");
+        let (a, b, key) = clash(&[("cam1", &no_camera), ("cam2", &no_camera)]).unwrap();
+        assert_eq!((a, b), ("cam1", "cam2"));
+        assert_eq!(key, "2025/01/01/010101.ts");
+        assert_eq!(
+            clash(&[("cam1", &number), ("front1", &number)]).map(|c| (c.0, c.1)),
+            Some(("cam1", "front1"))
+        );
+        assert!(clash(&[("cam1", &number), ("cam2", &number)]).is_none());
+        assert!(clash(&[("cam1", &underscored), ("cam-1", &underscored)]).is_some());
+        assert!(clash(&[("cam1", &underscored), ("cam2", &underscored)]).is_none());
+        // `cam1` on the 11th and `cam11` on the 1st: `cam111/...`.
+        assert!(clash(&[("cam1", &unpadded), ("cam11", &unpadded)]).is_some());
+        // Per-camera templates: each camera's own.
+        assert!(clash(&[("cam1", &default), ("cam2", &no_camera)]).is_none());
+        // Only pairs with the camera asked about.
+        let three = [
+            ("cam1", &no_camera),
+            ("cam2", &no_camera),
+            ("cam3", &default),
+        ];
+        assert!(shared_key(&three, Some("cam3")).is_none());
+        assert!(shared_key(&three, Some("cam2")).is_some());
     }
 
     #[test]

@@ -81,16 +81,30 @@ impl std::error::Error for LoadError {
 
 impl Classify for LoadError {
     fn kind(&self) -> ErrorKind {
-        match self {
-            LoadError::Io { .. } => ErrorKind::Fatal,
-            _ => ErrorKind::Config,
-        }
+        // An unreadable file (permissions, an I/O error) is fixed by a person like any other
+        // configuration error; restarting would not help: 78, not 1.
+        ErrorKind::Config
     }
 }
 
+/// A configuration file's text, `None` when it does not exist. Text that is not UTF-8 is a
+/// configuration error at the line of the first bad byte.
 fn read_optional(path: &Path) -> Result<Option<String>, LoadError> {
-    match std::fs::read_to_string(path) {
-        Ok(s) => Ok(Some(s)),
+    match std::fs::read(path) {
+        Ok(bytes) => String::from_utf8(bytes).map(Some).map_err(|e| {
+            let good = e.utf8_error().valid_up_to();
+            let bytes = e.as_bytes();
+            let line = bytes[..good].iter().filter(|b| **b == b'\n').count() + 1;
+            LoadError::Config(ConfigError {
+                path: path.display().to_string(),
+                line: Some(line),
+                key: None,
+                message: format!(
+                    "not UTF-8 text (byte 0x{:02x}); allowed: plain UTF-8 text",
+                    bytes[good]
+                ),
+            })
+        }),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(source) => Err(LoadError::Io {
             path: path.into(),
@@ -143,8 +157,43 @@ pub fn load_global() -> Result<Settings, LoadError> {
     load_global_from(&config_dir())
 }
 
-/// A camera's settings: global file overridden by the camera's file.
+/// A camera's settings: global file overridden by the camera's file. Refused when its
+/// `KEY_TEMPLATE` could give one of its keys to another configured camera (whose file loads)
+/// under that camera's template: the two uploaders would overwrite each other's objects.
 pub fn load_camera_from(dir: &Path, camera: &str) -> Result<Settings, LoadError> {
+    let settings = load_camera_alone(dir, camera)?;
+    let others: Vec<(String, Settings)> = list_cameras(dir)?
+        .into_iter()
+        .filter(|c| c != camera)
+        .filter_map(|c| load_camera_alone(dir, &c).ok().map(|s| (c, s)))
+        .collect();
+    let mut all: Vec<(&str, &visdcam_core::keys::KeyTemplate)> =
+        vec![(camera, &settings.key_template)];
+    all.extend(others.iter().map(|(c, s)| (c.as_str(), &s.key_template)));
+    if let Some((a, b, key)) = visdcam_core::keys::shared_key(&all, Some(camera)) {
+        let other = if a == camera { b } else { a };
+        let (path, line) = match settings.origins.get("KEY_TEMPLATE") {
+            Some(o) => (o.path.clone(), Some(o.line)),
+            None => (global_path(dir).display().to_string(), None),
+        };
+        return Err(LoadError::Config(ConfigError {
+            path,
+            line,
+            key: Some("KEY_TEMPLATE".into()),
+            message: format!(
+                "`{}` can give cameras {camera} and {other} the same object key (e.g. `{key}`), \
+                 so their uploads would overwrite each other; allowed: a template that puts \
+                 {{camera}} (the unique camera name) in every key, as the default `{}` does",
+                settings.key_template.as_str(),
+                visdcam_core::keys::DEFAULT_TEMPLATE
+            ),
+        }));
+    }
+    Ok(settings)
+}
+
+/// [`load_camera_from`] without the check against the other cameras.
+fn load_camera_alone(dir: &Path, camera: &str) -> Result<Settings, LoadError> {
     validate_camera_name(camera).map_err(LoadError::BadName)?;
     let cpath = camera_path(dir, camera);
     let Some(ctext) = read_optional(&cpath)? else {
@@ -277,6 +326,45 @@ mod tests {
             fs::read_to_string(camera_path(d.path(), "cam2")).unwrap(),
             "CAMERA_URL=http://10.0.0.6:81/stream\nSEG_SECONDS=30\n"
         );
+    }
+
+    #[test]
+    fn template_that_lets_two_cameras_share_keys_is_refused_for_both() {
+        let d = setup();
+        fs::write(
+            global_path(d.path()),
+            "# global\nSEG_SECONDS=120\nKEY_TEMPLATE=site/{number}/%Y%m%d_%H%M%S.ts\n",
+        )
+        .unwrap();
+        // cam1 and cam2 differ in their number: fine.
+        load_camera_from(d.path(), "cam1").unwrap();
+        fs::write(
+            camera_path(d.path(), "front1"),
+            "CAMERA_URL=http://10.0.0.7:81/stream\n",
+        )
+        .unwrap();
+        for (cam, other) in [("cam1", "front1"), ("front1", "cam1")] {
+            let e = load_camera_from(d.path(), cam).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Config);
+            let msg = e.to_string();
+            assert!(
+                msg.starts_with(&format!(
+                    "{}:3: KEY_TEMPLATE: `site/{{number}}/%Y%m%d_%H%M%S.ts` can give cameras \
+                     {cam} and {other} the same object key (e.g. `site/1/20250101_010101.ts`)",
+                    global_path(d.path()).display()
+                )),
+                "{msg}"
+            );
+        }
+        load_camera_from(d.path(), "cam2").unwrap();
+        // The camera's own template with its name in it ends the clash.
+        fs::write(
+            camera_path(d.path(), "front1"),
+            "CAMERA_URL=http://10.0.0.7:81/stream\nKEY_TEMPLATE={camera}/%Y%m%d_%H%M%S.ts\n",
+        )
+        .unwrap();
+        load_camera_from(d.path(), "cam1").unwrap();
+        load_camera_from(d.path(), "front1").unwrap();
     }
 
     #[test]
