@@ -281,7 +281,14 @@ impl Uploader {
                 };
                 if let Err(e) = std::fs::remove_file(&path) {
                     if e.kind() != std::io::ErrorKind::NotFound {
-                        log::error!("{how} {key} but cannot delete {}: {e}", path.display());
+                        // The object is safe; the file stays queued. Retry with the backoff:
+                        // at once, the next pass would find it stored and fail again, in a
+                        // loop. It is counted when it is gone.
+                        self.fail(Failure::Transient {
+                            why: format!("{how} {key} but cannot delete {}: {e}", path.display()),
+                            retry_after: None,
+                        });
+                        return;
                     }
                 }
                 let secs = started.elapsed().as_secs_f64().max(0.001);

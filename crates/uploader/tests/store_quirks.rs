@@ -305,3 +305,73 @@ fn retry_after_zero_waits_the_backoff() {
     }
     env.stop();
 }
+
+/// `chattr +i` on a file (even root cannot delete it) until dropped.
+struct Immutable(std::path::PathBuf);
+
+impl Immutable {
+    fn set(path: &std::path::Path) -> Immutable {
+        let st = std::process::Command::new("chattr")
+            .arg("+i")
+            .arg(path)
+            .status()
+            .expect("running chattr (e2fsprogs)");
+        assert!(
+            st.success(),
+            "chattr +i {} failed: the test needs a filesystem with the immutable flag (ext4, \
+             xfs, btrfs; TMPDIR elsewhere)",
+            path.display()
+        );
+        Immutable(path.to_path_buf())
+    }
+}
+
+impl Drop for Immutable {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("chattr")
+            .arg("-i")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+#[test]
+fn a_segment_that_cannot_be_deleted_is_retried_with_backoff_not_in_a_loop() {
+    let rig = S3Rig::start();
+    let proxy = test_rigs::proxy::CountingProxy::start(rig.addr());
+    let mut env = Env::with_endpoint(&rig, &proxy.endpoint(), "");
+    let seg = real_segment(200);
+    let t = secs_ago(20);
+    let placed = env.place(&seg, t);
+    let immutable = Immutable::set(&placed);
+    env.start();
+    env.wait(30, "the upload and the failed delete", |e| {
+        e.log().contains("cannot delete")
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    let heads = proxy
+        .request_lines()
+        .iter()
+        .filter(|l| l.starts_with("HEAD "))
+        .count();
+    // The first attempt's HEAD, then retries after at least 0.75 s and 1.5 s.
+    assert!(
+        heads <= 4,
+        "{heads} HEAD requests in the 3 s after a failed delete: a loop without pause\n{}",
+        env.log()
+    );
+    assert!(env.stats().last_error.contains("cannot delete"));
+    drop(immutable);
+    env.wait(30, "deleted once it can be", |e| {
+        e.segments_left().is_empty()
+    });
+    assert_bucket(&rig, &[(expected_key(t, chrono_tz::Asia::Kolkata), seg)]);
+    let puts = proxy
+        .request_lines()
+        .iter()
+        .filter(|l| l.starts_with("PUT "))
+        .count();
+    assert_eq!(puts, 1, "uploaded once");
+    assert_eq!(env.stats().uploaded, 1);
+    env.stop();
+}
