@@ -293,7 +293,8 @@ pub const KEYS: &[KeySpec] = &[
         Scope::Global,
         Kind::Text,
         None,
-        "net-shaper: interface to shape (default: the default route's interface).",
+        "net-shaper: interface to shape (default: the default route's interface); 1 to 15 \
+         printable ASCII characters without `/`, `:`, `#`, quotes or `\\`.",
     ),
     key(
         "LOG_LEVEL",
@@ -993,7 +994,11 @@ pub fn load(
         schedule_tz: r.req("SCHEDULE_TZ", parse_tz)?,
         presets,
         shaper_rate_bps: r.req("SHAPER_RATE", parse_rate)?,
-        shaper_dev: r.text("SHAPER_DEV"),
+        shaper_dev: r.with("SHAPER_DEV", |v| {
+            crate::tcplan::validate_device(v)
+                .map(|()| v.to_string())
+                .map_err(|e| e.to_string())
+        })?,
         log_level: r.choice("LOG_LEVEL")?,
         origins: raw
             .iter()

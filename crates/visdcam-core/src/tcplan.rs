@@ -70,7 +70,8 @@ impl fmt::Display for PlanError {
         match self {
             PlanError::BadDevice(d) => write!(
                 f,
-                "`{d}` is not an interface name (1 to 15 characters, no spaces, `/` or `:`)"
+                "`{d}` is not an interface name (1 to 15 printable ASCII characters, no spaces, \
+                 `/`, `:`, `#`, quotes or `\\`)"
             ),
             PlanError::BadDscp(0) => write!(
                 f,
@@ -95,16 +96,19 @@ impl Classify for PlanError {
     }
 }
 
-/// Checks an interface name the way the kernel does (`dev_valid_name`), which also keeps it
-/// safe inside a `tc -batch` line.
+/// Checks an interface name the way the kernel does (`dev_valid_name`: 1 to 15 bytes, not `.`
+/// or `..`, no whitespace, `/` or `:`), and refuses what the kernel allows but a `tc -batch`
+/// line would read differently: `#` (the rest of the line is a comment), `"` and `'` (quotes
+/// join words), `\` (escapes, line continuation), control characters and non-ASCII.
 pub fn validate_device(name: &str) -> Result<(), PlanError> {
     let ok = !name.is_empty()
         && name.len() <= 15
         && name != "."
         && name != ".."
+        && name.chars().all(|c| c.is_ascii_graphic())
         && !name
             .chars()
-            .any(|c| c.is_whitespace() || c == '/' || c == ':' || c.is_control());
+            .any(|c| matches!(c, '/' | ':' | '#' | '"' | '\'' | '\\'));
     if ok {
         Ok(())
     } else {

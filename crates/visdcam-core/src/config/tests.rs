@@ -148,6 +148,33 @@ fn bad_lines_name_file_line_key_and_range() {
 }
 
 #[test]
+fn shaper_dev_that_would_change_a_tc_batch_line_is_refused() {
+    let global = |dev: &str| {
+        load(
+            Some(Source {
+                path: G,
+                text: &format!("SHAPER_RATE=2mbit\nSHAPER_DEV={dev}\n"),
+            }),
+            None,
+            G,
+        )
+    };
+    assert_eq!(
+        global("wlan0").unwrap().shaper_dev.as_deref(),
+        Some("wlan0")
+    );
+    assert_eq!(global("").unwrap().shaper_dev, None);
+    // Quoted as systemd reads the file: the value is `eth0#x`, `eth0 root`, `e"th0`.
+    for dev in ["'eth0#x'", "'eth0 root'", "'e\"th0'", "eth0:1", "a/b"] {
+        let e = global(dev).unwrap_err().to_string();
+        assert!(
+            e.starts_with(&format!("{G}:2: SHAPER_DEV: ")) && e.contains("not an interface name"),
+            "{dev}: {e}"
+        );
+    }
+}
+
+#[test]
 fn invalid_camera_name_is_rejected() {
     let e = load(
         None,

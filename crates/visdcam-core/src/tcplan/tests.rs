@@ -123,6 +123,13 @@ fn bad_plans_are_refused() {
         "..",
         "sixteen-chars-xx",
         "eth0\nqdisc",
+        // The kernel allows these; `tc -batch` would read a comment, a quoted word or an
+        // escape: `dev eth0#` drops the rest of the line.
+        "eth0#",
+        "e\"th0",
+        "e'th0",
+        "eth0\\",
+        "éth0",
     ] {
         assert_eq!(
             Shaper::new(dev, 3_000_000, 8),
