@@ -6,6 +6,7 @@
 //! cannot be used or another seg-cam records the camera, 64 usage error, 69 missing GStreamer
 //! elements (the message names the Debian package), 78 (EX_CONFIG) configuration error.
 
+mod budget;
 mod handoff;
 mod pipeline;
 mod run;

@@ -19,6 +19,7 @@ use visdcam_core::segment::SegmentName;
 use visdcam_daemon::notify::Notifier;
 use visdcam_daemon::shutdown;
 
+use crate::budget::Budget;
 use crate::handoff::{self, Handoff, Outcome};
 use crate::pipeline::{BuildError, PipelineConfig, Recording};
 
@@ -28,6 +29,9 @@ pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// Below this much free space in the RAM directory no connection is tried.
 pub const MIN_FREE_BYTES: u64 = 512 * 1024;
 const TICK: Duration = Duration::from_millis(100);
+/// The RAM budget is enforced after each hand-off and at least this often (the free-space
+/// floor also moves with the other cameras' use of the RAM disk).
+const BUDGET_EVERY: Duration = Duration::from_secs(5);
 
 /// How one connection ended.
 enum End {
@@ -40,6 +44,7 @@ pub struct Recorder {
     cfg: PipelineConfig,
     stall: Duration,
     handoff: Handoff,
+    budget: Budget,
     notifier: Notifier,
     backoff: Backoff,
     limiter: RepeatLimiter,
@@ -54,6 +59,7 @@ impl Recorder {
             .camera_url
             .clone()
             .expect("a camera's settings have CAMERA_URL");
+        let dir_for_budget = dir.clone();
         let cfg = PipelineConfig {
             url: url.to_string(),
             dir,
@@ -63,11 +69,13 @@ impl Recorder {
             keyframe_interval: settings.keyframe_interval,
             socket_timeout_s: settings.stall_timeout_s + 10,
         };
+        let budget = Budget::new(settings, dir_for_budget);
         Recorder {
             url,
             cfg,
             stall: Duration::from_secs(settings.stall_timeout_s.into()),
             handoff,
+            budget,
             notifier: Notifier::from_env(),
             backoff: Backoff::new(Duration::from_secs(1), Duration::from_secs(30)),
             limiter: RepeatLimiter::new(Duration::from_secs(60), Duration::from_secs(3600)),
@@ -123,13 +131,11 @@ impl Recorder {
                 return true;
             }
             let left = end - now;
-            self.notifier.status(
-                &Activity::Waiting {
-                    fault: fault.clone(),
-                    retry_in_s: left.as_secs() + u64::from(left.subsec_nanos() > 0),
-                }
-                .to_string(),
-            );
+            self.budget.enforce_if_due(BUDGET_EVERY);
+            self.say(&Activity::Waiting {
+                fault: fault.clone(),
+                retry_in_s: left.as_secs() + u64::from(left.subsec_nanos() > 0),
+            });
             self.notifier.ping_if_due();
             std::thread::sleep(left.min(Duration::from_millis(200)));
         }
@@ -152,6 +158,7 @@ impl Recorder {
             Ok(Outcome::HandedOff(f)) => {
                 log::debug!("segment {} closed", f.display());
                 self.handed_off.push_back(Instant::now());
+                self.budget.enforce();
             }
             Ok(Outcome::Deleted(why)) => {
                 log::warn!("deleted segment {}: {why}", part.display())
@@ -161,9 +168,24 @@ impl Recorder {
         }
     }
 
-    /// Checks the directory has room before connecting.
-    fn check_room(&self) -> Option<Fault> {
-        let dir = self.handoff.dir();
+    /// STATUS= of `activity`, with the budget drops when there were any.
+    fn say(&mut self, activity: &Activity) {
+        let drops = self.budget.stats();
+        let mut text = activity.to_string();
+        if drops.dropped > 0 {
+            text.push_str(&format!(
+                "; dropped {} ({}) over the RAM budget",
+                drops.dropped,
+                visdcam_core::upload::human_bytes(drops.dropped_bytes)
+            ));
+        }
+        self.notifier.status(&text);
+    }
+
+    /// Checks the directory has room before connecting (after enforcing the RAM budget).
+    fn check_room(&mut self) -> Option<Fault> {
+        let dir = self.handoff.dir().to_path_buf();
+        let dir = dir.as_path();
         if let Err(e) = handoff::ensure_dir(dir) {
             let detail = visdcam_daemon::error_chain(&e);
             return Some(if e.is_no_space() {
@@ -172,6 +194,7 @@ impl Recorder {
                 Fault::Other { detail }
             });
         }
+        self.budget.enforce();
         match handoff::free_bytes(dir) {
             Some(free) if free < MIN_FREE_BYTES => Some(Fault::DiskFull {
                 detail: format!("{} KiB free in {}", free / 1024, dir.display()),
@@ -411,7 +434,8 @@ impl Recorder {
                         url: self.cfg.url.clone(),
                     }
                 };
-                self.notifier.status(&activity.to_string());
+                self.budget.enforce_if_due(BUDGET_EVERY);
+                self.say(&activity);
                 // Healthy: frames arrive, or the connection/drain is within its time limit
                 // (both are bounded above, so a stuck loop stops pinging).
                 let healthy = match draining {

@@ -255,6 +255,9 @@ impl Uploader {
         self.stats.uploading = seg.name.clone();
         self.stats.uploading_sent = 0;
         self.stats.uploading_size = size;
+        // Now, not at the first tick: the recorder reads `uploading=` to spare this segment
+        // when it enforces the RAM budget.
+        self.publish();
         // During the body: keep the queue within budget, ping the watchdog, stop on SIGTERM.
         let store = self
             .store
@@ -290,6 +293,13 @@ impl Uploader {
                         });
                         return;
                     }
+                    // Dropped over the RAM budget while it was sent (by the recorder, which
+                    // spares the segment in flight unless it missed `uploading=`): stored all
+                    // the same, and counted as dropped by whoever unlinked it.
+                    log::info!(
+                        "{} was deleted while it was uploaded (RAM budget); it is stored",
+                        seg.name
+                    );
                 }
                 let secs = started.elapsed().as_secs_f64().max(0.001);
                 let speed = (size as f64 / secs) as u64;
@@ -480,10 +490,8 @@ impl Uploader {
                 mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
             });
         }
-        pending.sort_by(|a, b| {
-            (a.mtime_ns, SegmentName::parse_final(&a.name))
-                .cmp(&(b.mtime_ns, SegmentName::parse_final(&b.name)))
-        });
+        // The recorder enforces the same budget in the same order (visdcam_core::budget).
+        pending.sort_by_cached_key(|p| visdcam_core::budget::queue_key(p.mtime_ns, &p.name));
         let names: HashSet<&str> = pending.iter().map(|p| p.name.as_str()).collect();
         self.notes.offsets.retain(|n, _| names.contains(n.as_str()));
         self.pending = pending;

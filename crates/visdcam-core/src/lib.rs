@@ -3,6 +3,7 @@
 //! and measurements, and get back values. That keeps every rule unit-testable with data.
 
 pub mod backoff;
+pub mod budget;
 pub mod camvars;
 pub mod cli;
 pub mod clock;

@@ -15,6 +15,8 @@ use crate::ram::{camera_ram, fs_info, now_ms, FsInfo};
 use crate::systemd::{Systemd, UnitInfo};
 use crate::Ctx;
 
+/// The recorder's counters file (segments it dropped over the RAM budget).
+use visdcam_core::budget::RECORDER_STATS_FILE as RECORDER_STATS;
 /// The uploader's counters file in a camera's RAM directory (`key=value` lines).
 use visdcam_core::upload::STATS_FILE as UPLOADER_STATS;
 
@@ -85,6 +87,7 @@ struct CameraJson {
     ram: Option<RamJson>,
     ram_error: Option<String>,
     uploader_stats: BTreeMap<String, String>,
+    recorder_stats: BTreeMap<String, String>,
 }
 
 #[derive(Serialize)]
@@ -155,6 +158,7 @@ pub fn run(ctx: &Ctx, targets: &[String], json: bool) -> fail::Result<()> {
             ram: None,
             ram_error: None,
             uploader_stats: BTreeMap::new(),
+            recorder_stats: BTreeMap::new(),
         };
         match camera_ram(ctx, cam) {
             Ok(c) => {
@@ -173,6 +177,9 @@ pub fn run(ctx: &Ctx, targets: &[String], json: bool) -> fail::Result<()> {
                 });
                 if let Ok(text) = std::fs::read_to_string(c.dir.join(UPLOADER_STATS)) {
                     cj.uploader_stats = parse_stats(&text).into_iter().collect();
+                }
+                if let Ok(text) = std::fs::read_to_string(c.dir.join(RECORDER_STATS)) {
+                    cj.recorder_stats = parse_stats(&text).into_iter().collect();
                 }
             }
             Err(f) if f.exit == Exit::Config => cj.config_error = Some(f.message),
@@ -230,6 +237,14 @@ pub fn run(ctx: &Ctx, targets: &[String], json: bool) -> fail::Result<()> {
                         .map(|(k, v)| format!("{k} {v}"))
                         .collect();
                     line.push_str(&format!("; uploader: {}", stats.join(", ")));
+                }
+                if !cj.recorder_stats.is_empty() {
+                    let stats: Vec<String> = cj
+                        .recorder_stats
+                        .iter()
+                        .map(|(k, v)| format!("{k} {v}"))
+                        .collect();
+                    line.push_str(&format!("; recorder: {}", stats.join(", ")));
                 }
                 println!("{line}");
             }
