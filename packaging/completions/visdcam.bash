@@ -13,7 +13,7 @@ _visdcam() {
     local cur prev cmd
     cur=${COMP_WORDS[COMP_CWORD]}
     prev=${COMP_WORDS[COMP_CWORD-1]}
-    local commands="status start stop restart logs lsram clean getdur setdur enable disable cameras preset doctor ramlogs help"
+    local commands="status start stop restart logs lsram clean getdur setdur enable disable cameras preset footage fetch play doctor ramlogs help"
 
     if (( COMP_CWORD == 1 )); then
         COMPREPLY=($(compgen -W "$commands --help --version" -- "$cur"))
@@ -24,7 +24,10 @@ _visdcam() {
     cams=$(_visdcam_cameras)
 
     case $prev in
-        -n|--lines|--older-than)
+        -n|--lines|--older-than|--expires|--profile|--bucket|--endpoint|--region)
+            return ;;
+        -o|--output)
+            COMPREPLY=($(compgen -f -- "$cur"))
             return ;;
     esac
 
@@ -47,6 +50,20 @@ _visdcam() {
                 COMPREPLY=($(compgen -W "$cams all" -- "$cur"))
             elif (( COMP_CWORD == 3 )); then
                 COMPREPLY=($(compgen -W "day night auto" -- "$cur"))
+            fi ;;
+        footage|fetch|play)
+            local store="--profile --bucket --endpoint --region"
+            if (( COMP_CWORD == 2 )); then
+                COMPREPLY=($(compgen -W "$cams" -- "$cur"))
+            elif [[ $cur == -* ]]; then
+                case $cmd in
+                    footage) opts="--json $store" ;;
+                    fetch) opts="-o --output $store" ;;
+                    play) opts="--open --expires -o --output $store" ;;
+                esac
+                COMPREPLY=($(compgen -W "$opts" -- "$cur"))
+            else
+                COMPREPLY=($(compgen -W "now today yesterday" -- "$cur"))
             fi ;;
         ramlogs) (( COMP_CWORD == 2 )) && COMPREPLY=($(compgen -W "on off status" -- "$cur")) ;;
         help) (( COMP_CWORD == 2 )) && COMPREPLY=($(compgen -W "$commands" -- "$cur")) ;;

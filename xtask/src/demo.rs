@@ -1,7 +1,9 @@
 //! `cargo xtask demo [--seconds N]`: the main job end to end on this machine, with no camera and
 //! no B2 account. Starts the camera double and a local S3 server (SeaweedFS), runs `seg-cam cam1`
 //! and `uploader cam1` with 5 s segments for about a minute, and prints each object as it lands
-//! (key, size, ffprobe duration). Everything it started is stopped when it returns.
+//! (key, size, ffprobe duration), then reads the footage back as a user would: `visdcam footage`
+//! prints the timeline and `visdcam fetch` writes the minute as one `.mp4`
+//! (`target/demo/cam1.mp4`). Everything it started is stopped when it returns.
 
 use std::fs;
 use std::net::SocketAddr;
@@ -57,6 +59,8 @@ pub fn demo(args: &[String]) -> Result<(), String> {
         "uploader",
         "-p",
         "camera-double",
+        "-p",
+        "visdcam",
     ]))?;
 
     let work = root().join("target/demo");
@@ -122,6 +126,7 @@ pub fn demo(args: &[String]) -> Result<(), String> {
             .stdin(Stdio::null());
         ChildGuard::spawn(name, c).map_err(|e| e.to_string())
     };
+    let started = chrono_now();
     let mut recorder = daemon("seg-cam")?;
     let mut uploader = daemon("uploader")?;
     eprintln!("demo: seg-cam and uploader running for cam1 for {seconds} s (5 s segments)");
@@ -177,10 +182,40 @@ pub fn demo(args: &[String]) -> Result<(), String> {
     if seen.is_empty() {
         return Err("no segment reached the bucket".into());
     }
+    eprintln!("demo: {} objects in bucket {}", seen.len(), rig.bucket());
+
+    // The footage read back the way a person would: the timeline, then one file of it all.
+    let visdcam = |args: &[&str]| -> Result<(), String> {
+        let status = Command::new(bin("visdcam"))
+            .args(args)
+            .env("VISDCAM_CONFIG_DIR", &etc)
+            .env("AWS_SHARED_CREDENTIALS_FILE", &creds)
+            .env("AWS_CONFIG_FILE", &aws_config)
+            .current_dir(&work)
+            .stdin(Stdio::null())
+            .status()
+            .map_err(|e| format!("running visdcam: {e}"))?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(format!("visdcam {} failed ({status})", args.join(" ")))
+        }
+    };
+    let (from, to) = (started, chrono_now());
+    eprintln!("demo: $ visdcam footage cam1 {from} {to}");
+    visdcam(&["footage", "cam1", &from, &to])?;
+    let mp4 = work.join("cam1.mp4");
     eprintln!(
-        "demo: {} objects in bucket {}; everything stopped",
-        seen.len(),
-        rig.bucket()
+        "demo: $ visdcam fetch cam1 {from} {to} -o {}",
+        mp4.display()
     );
+    visdcam(&["fetch", "cam1", &from, &to, "-o", "cam1.mp4"])?;
+    println!("{}: {}", mp4.display(), ffprobe_duration(&mp4));
+    eprintln!("demo: everything stopped");
     Ok(())
+}
+
+/// Now as RFC 3339 UTC, a form `visdcam footage` accepts.
+fn chrono_now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }

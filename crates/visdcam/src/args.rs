@@ -1,6 +1,7 @@
 //! The command line: every command, its options and its help text. Parsing only; no I/O.
 
 use std::ffi::OsString;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use lexopt::prelude::*;
@@ -81,6 +82,39 @@ pub enum Command {
     },
     Doctor,
     Ramlogs(RamlogsAction),
+    /// `footage`, `fetch`, `play`: the bucket as a footage library.
+    Footage(FootageArgs),
+}
+
+/// Which footage command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FootageCmd {
+    Footage,
+    Fetch,
+    Play,
+}
+
+/// The footage commands' arguments. `range` holds the words after the camera, read at run
+/// time (they need the configured time zone and the clock).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FootageArgs {
+    pub cmd: FootageCmd,
+    pub camera: String,
+    pub range: Vec<String>,
+    pub json: bool,
+    pub output: Option<PathBuf>,
+    pub open: bool,
+    pub expires: Option<Duration>,
+    pub store: StoreArgs,
+}
+
+/// Where the footage is, overriding the configuration.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreArgs {
+    pub profile: Option<String>,
+    pub bucket: Option<String>,
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
 }
 
 /// One command's name, synopsis and help.
@@ -208,6 +242,65 @@ the configuration error if the file is invalid.
 in the configuration), or auto for whichever the schedule says now.",
     },
     CommandHelp {
+        name: "footage",
+        synopsis: "footage CAMERA [FROM [TO|LENGTH]] [--json] [--profile NAME] [--bucket NAME] [--endpoint URL] [--region NAME]",
+        summary: "the timeline of a camera's footage in the bucket: spans and gaps",
+        details: "Lists the bucket's segments of CAMERA between FROM and TO (default: today \
+since midnight, to now) and prints the recorded spans (start–end, length, segments, size) and \
+the gaps between them (camera down, Pi off, segments dropped). Only the key prefixes the range \
+can touch are listed (one hour directory each), so the cost follows the range, not the bucket. \
+FROM is now, 17:40, 17:40:05, yesterday 17:40, 2026-12-02, 2026-12-02 17:40 or \
+2026-12-02T17:40:00+05:30 (local times in KEY_TZ); TO is a time too, or a length such as 15m, \
+90s or 1h30m. Objects under those prefixes that are not segment keys are counted and named.
+
+  --json            print one JSON document instead (stable; see docs/reference/cli.md)
+  --profile NAME    credentials profile (default: B2_PROFILE, b2); a read-capable key on
+                    a desktop while the Pi keeps a write-only one
+  --bucket NAME     bucket (default: B2_BUCKET)
+  --endpoint URL    S3 endpoint (default: B2_ENDPOINT)
+  --region NAME     region (default: B2_REGION, or the profile's)",
+    },
+    CommandHelp {
+        name: "fetch",
+        synopsis: "fetch CAMERA FROM TO|LENGTH [-o FILE] [--profile NAME] [--bucket NAME] [--endpoint URL] [--region NAME]",
+        summary: "download a time range of footage as one video file (no re-encoding)",
+        details: "Downloads the segments that overlap the range (a few at once, each verified \
+against its MD5) and joins them without re-encoding into one file, cut at the keyframe at or \
+before FROM and the first one after TO, with the real start time as its creation time. A gap \
+in the recording stays a gap in time and is listed. The file is written as FILE.part and \
+renamed when complete; Ctrl-C leaves nothing behind. FROM is now, 17:40, 17:40:05, yesterday 17:40, 2026-12-02, 2026-12-02 17:40 or \
+2026-12-02T17:40:00+05:30 (local times in KEY_TZ); TO is a time too, or a length such as 15m, \
+90s or 1h30m.
+
+  -o, --output FILE   where to write; .mp4 (default), .mkv or .ts (default name:
+                      CAMERA_YYYY-MM-DD_HH-MM-SS.mp4 in the current directory)
+  --profile NAME    credentials profile (default: B2_PROFILE, b2); a read-capable key on
+                    a desktop while the Pi keeps a write-only one
+  --bucket NAME     bucket (default: B2_BUCKET)
+  --endpoint URL    S3 endpoint (default: B2_ENDPOINT)
+  --region NAME     region (default: B2_REGION, or the profile's)",
+    },
+    CommandHelp {
+        name: "play",
+        synopsis: "play CAMERA FROM [TO|LENGTH] [--open] [--expires DURATION] [-o FILE] [--profile NAME] [--bucket NAME] [--endpoint URL] [--region NAME]",
+        summary: "an HLS playlist that plays a range straight from the bucket",
+        details: "Writes an HLS playlist (.m3u8) of the range whose entries are presigned GET \
+URLs into the bucket, with the wall-clock time of every segment and a discontinuity at every gap \
+or recorder restart: VLC, mpv, ffplay and Safari play the footage straight from the bucket, \
+nothing copied. Without TO, up to now. FROM is now, 17:40, 17:40:05, yesterday 17:40, 2026-12-02, 2026-12-02 17:40 or \
+2026-12-02T17:40:00+05:30 (local times in KEY_TZ); TO is a time too, or a length such as 15m, \
+90s or 1h30m.
+
+  --open              hand the playlist to the first player found (mpv, vlc, ffplay)
+  --expires DURATION  how long the URLs stay valid (default 1h, at most 7d: B2's limit)
+  -o, --output FILE   where to write (default: CAMERA_YYYY-MM-DD_HH-MM-SS.m3u8; - for stdout)
+  --profile NAME    credentials profile (default: B2_PROFILE, b2); a read-capable key on
+                    a desktop while the Pi keeps a write-only one
+  --bucket NAME     bucket (default: B2_BUCKET)
+  --endpoint URL    S3 endpoint (default: B2_ENDPOINT)
+  --region NAME     region (default: B2_REGION, or the profile's)",
+    },
+    CommandHelp {
         name: "doctor",
         synopsis: "doctor",
         summary: "check configuration, credentials, clock, cameras, RAM disk, plugins and units",
@@ -241,7 +334,8 @@ pub const EXIT_CODES: &str = "Exit status:
   1   the operation failed (a unit failed, a check failed, a file could not be written)
   2   usage error (unknown command or option, bad value, unknown camera)
   4   permission denied: run with sudo (or allow it with a polkit rule)
-  78  configuration error (a file in /etc/visdcam is invalid, or no camera is configured)";
+  78  configuration error (a file in /etc/visdcam is invalid, or no camera is configured)
+  130 interrupted (Ctrl-C) before it finished; nothing half-written is left";
 
 pub fn command_help(name: &str) -> Option<&'static CommandHelp> {
     COMMANDS.iter().find(|c| c.name == name)
@@ -327,7 +421,39 @@ where
         let bad = |e: lexopt::Error| usage(Some(cmd), e.to_string());
         match arg {
             Short('h') | Long("help") => return Ok(Command::Help(Some(cmd))),
-            Long("json") if matches!(cmd, "status" | "lsram" | "cameras") => c.json = true,
+            Long("json") if matches!(cmd, "status" | "lsram" | "cameras" | "footage") => {
+                c.json = true
+            }
+            Short('o') | Long("output") if matches!(cmd, "fetch" | "play") => {
+                c.output = Some(PathBuf::from(p.value().map_err(bad)?));
+            }
+            Long("open") if cmd == "play" => c.open = true,
+            Long("expires") if cmd == "play" => {
+                let v = p.value().map_err(bad)?.string().map_err(bad)?;
+                let d = parse_duration(&v).map_err(|m| usage(Some(cmd), m))?;
+                if d.is_zero() || d > MAX_EXPIRES {
+                    return Err(usage(
+                        Some(cmd),
+                        format!("invalid --expires `{v}`: from 1s to 7d (B2's limit for presigned URLs)"),
+                    ));
+                }
+                c.expires = Some(d);
+            }
+            Long(name @ ("profile" | "bucket" | "endpoint" | "region"))
+                if matches!(cmd, "footage" | "fetch" | "play") =>
+            {
+                let name = name.to_string();
+                let v = p.value().map_err(bad)?.string().map_err(bad)?;
+                if v.is_empty() {
+                    return Err(usage(Some(cmd), format!("--{name} needs a value")));
+                }
+                match name.as_str() {
+                    "profile" => c.store.profile = Some(v),
+                    "bucket" => c.store.bucket = Some(v),
+                    "endpoint" => c.store.endpoint = Some(v),
+                    _ => c.store.region = Some(v),
+                }
+            }
             Short('f') | Long("follow") if cmd == "logs" => c.follow = true,
             Short('n') | Long("lines") if cmd == "logs" => {
                 let v = p.value().map_err(bad)?.string().map_err(bad)?;
@@ -367,7 +493,14 @@ struct Collected {
     older_than: Option<Duration>,
     yes: bool,
     now: bool,
+    output: Option<PathBuf>,
+    open: bool,
+    expires: Option<Duration>,
+    store: StoreArgs,
 }
+
+/// B2's (and S3's) longest validity of a presigned URL.
+pub const MAX_EXPIRES: Duration = Duration::from_secs(7 * 86_400);
 
 fn usage(command: Option<&'static str>, message: impl Into<String>) -> UsageError {
     UsageError {
@@ -509,6 +642,38 @@ impl Collected {
                             ),
                         ))
                     }
+                })
+            }
+            "footage" | "fetch" | "play" => {
+                let Some(camera) = pos.first() else {
+                    return Err(usage(
+                        Some(cmd),
+                        match cmd {
+                            "footage" => "`footage` needs a camera, e.g. `visdcam footage cam1 yesterday 17:40 1h`",
+                            "fetch" => "`fetch` needs a camera, a start and an end, e.g. `visdcam fetch cam2 yesterday 17:40 15m`",
+                            _ => "`play` needs a camera and a start, e.g. `visdcam play cam2 17:40 15m`",
+                        },
+                    ));
+                };
+                if camera == "all" {
+                    return Err(usage(
+                        Some(cmd),
+                        format!("`{cmd}` works on one camera at a time; name it (e.g. cam1)"),
+                    ));
+                }
+                Command::Footage(FootageArgs {
+                    cmd: match cmd {
+                        "footage" => FootageCmd::Footage,
+                        "fetch" => FootageCmd::Fetch,
+                        _ => FootageCmd::Play,
+                    },
+                    camera: camera.clone(),
+                    range: pos[1..].to_vec(),
+                    json: self.json,
+                    output: self.output,
+                    open: self.open,
+                    expires: self.expires,
+                    store: self.store,
                 })
             }
             _ => unreachable!("every command in COMMANDS is handled: {cmd}"),
@@ -689,6 +854,64 @@ mod tests {
             ("--version", Command::Version),
         ] {
             assert_eq!(p(line), Ok(expect), "{line}");
+        }
+    }
+
+    #[test]
+    fn footage_commands_parse() {
+        let fa = |cmd, camera: &str, range: &[&str]| FootageArgs {
+            cmd,
+            camera: camera.into(),
+            range: v(range),
+            json: false,
+            output: None,
+            open: false,
+            expires: None,
+            store: StoreArgs::default(),
+        };
+        assert_eq!(
+            p("footage cam2"),
+            Ok(Command::Footage(fa(FootageCmd::Footage, "cam2", &[])))
+        );
+        let mut want = fa(FootageCmd::Footage, "cam2", &["yesterday", "17:40", "1h"]);
+        want.json = true;
+        assert_eq!(
+            p("footage cam2 yesterday 17:40 1h --json"),
+            Ok(Command::Footage(want))
+        );
+        let mut want = fa(FootageCmd::Fetch, "cam1", &["17:40", "15m"]);
+        want.output = Some(PathBuf::from("clip.mkv"));
+        want.store = StoreArgs {
+            profile: Some("b2-read".into()),
+            bucket: Some("b".into()),
+            endpoint: Some("https://s3.example".into()),
+            region: Some("r".into()),
+        };
+        assert_eq!(
+            p("fetch cam1 17:40 15m -o clip.mkv --profile b2-read --bucket b --endpoint https://s3.example --region r"),
+            Ok(Command::Footage(want))
+        );
+        let mut want = fa(FootageCmd::Play, "cam1", &["17:40"]);
+        want.open = true;
+        want.expires = Some(Duration::from_secs(600));
+        assert_eq!(
+            p("play cam1 17:40 --open --expires 10m"),
+            Ok(Command::Footage(want))
+        );
+    }
+
+    #[test]
+    fn footage_usage_errors() {
+        for (line, expect) in [
+            ("fetch", "`fetch` needs a camera, a start and an end, e.g. `visdcam fetch cam2 yesterday 17:40 15m`"),
+            ("footage all", "`footage` works on one camera at a time; name it (e.g. cam1)"),
+            ("play cam1 17:40 --expires 8d", "invalid --expires `8d`: from 1s to 7d (B2's limit for presigned URLs)"),
+            ("play cam1 17:40 --expires 0s", "invalid --expires `0s`: from 1s to 7d (B2's limit for presigned URLs)"),
+            ("footage cam1 --open", "invalid option '--open' for `footage`"),
+            ("footage cam1 -o x.mp4", "invalid option '-o' for `footage`"),
+        ] {
+            let e = p(line).unwrap_err();
+            assert!(e.starts_with(expect), "{line}: {e}");
         }
     }
 
@@ -909,7 +1132,7 @@ mod man_tests {
                 c.synopsis
             );
         }
-        for code in ["| 0 |", "| 1 |", "| 2 |", "| 4 |", "| 78 |"] {
+        for code in ["| 0 |", "| 1 |", "| 2 |", "| 4 |", "| 78 |", "| 130 |"] {
             assert!(doc.contains(code), "exit code {code} undocumented");
         }
     }

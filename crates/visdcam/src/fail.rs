@@ -15,6 +15,8 @@ pub enum Exit {
     Permission = 4,
     /// A configuration file is invalid, or no camera is configured (`EX_CONFIG`).
     Config = 78,
+    /// Stopped by Ctrl-C or SIGTERM before it finished (128 + SIGINT, as shells report it).
+    Interrupted = 130,
 }
 
 /// A failed command: what to print and how to exit.

@@ -5,7 +5,7 @@ mod args;
 mod cameras;
 mod doctor;
 mod fail;
-#[allow(dead_code, reason = "called by the fetch command, being written")]
+mod footage;
 mod join;
 mod ram;
 mod ramlogs;
@@ -92,6 +92,7 @@ fn run(cmd: Command) -> fail::Result<()> {
         Command::Preset { target, preset } => cameras::preset(&Ctx::load()?, &target, &preset),
         Command::Doctor => doctor::run(&Ctx::load()?),
         Command::Ramlogs(action) => ramlogs::run(action),
+        Command::Footage(a) => footage::run(&Ctx::load()?, a),
     }
 }
 

@@ -351,7 +351,7 @@ fn bash_completion_knows_every_command_and_the_cameras() {
         .take_while(|l| !l.is_empty())
         .map(|l| l.split_whitespace().next().unwrap().to_string())
         .collect();
-    assert_eq!(commands.len(), 16, "{help}");
+    assert_eq!(commands.len(), 19, "{help}");
     let offered = complete(&s, &["visdcam", ""]);
     for c in &commands {
         assert!(offered.contains(c), "completion lacks {c}: {offered:?}");
@@ -362,6 +362,15 @@ fn bash_completion_knows_every_command_and_the_cameras() {
     );
     assert_eq!(complete(&s, &["visdcam", "setdur", "c"]), ["cam1", "cam2"]);
     assert_eq!(complete(&s, &["visdcam", "preset", "cam1", "n"]), ["night"]);
+    assert_eq!(complete(&s, &["visdcam", "fetch", "c"]), ["cam1", "cam2"]);
+    assert_eq!(
+        complete(&s, &["visdcam", "footage", "cam1", "ye"]),
+        ["yesterday"]
+    );
+    assert_eq!(
+        complete(&s, &["visdcam", "play", "cam1", "17:40", "--ex"]),
+        ["--expires"]
+    );
     assert_eq!(
         complete(&s, &["visdcam", "ramlogs", ""]),
         ["on", "off", "status"]
