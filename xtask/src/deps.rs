@@ -29,6 +29,10 @@ pub const PACKAGES: &[(&str, &str)] = &[
         "benchmarks: gst-launch-1.0 baseline; tests: gst-inspect-1.0",
     ),
     ("ffmpeg", "tests: ffprobe verifies segments"),
+    (
+        "gstreamer1.0-libav",
+        "tests: avdec_h264, so GStreamer's playbin plays footage playlists",
+    ),
     ("python3-venv", "tests: venv for the SeaweedFS S3 server"),
     ("iproute2", "tests: ip netns, tc for net-shaper"),
     (

@@ -178,6 +178,8 @@ pub struct S3Rig {
     opts: S3Options,
     access_key: String,
     secret_key: String,
+    /// A key that may only write (no list, no read).
+    writer: (String, String),
     server: Option<ChildGuard>,
     agent: ureq::Agent,
 }
@@ -196,9 +198,13 @@ impl S3Rig {
             .expect("creating the S3 rig's temporary directory");
         let access_key = format!("VISDTEST{}", random_alnum(12).to_uppercase());
         let secret_key = random_alnum(40);
-        // Only this identity exists: anonymous and wrongly signed requests get 403.
+        // Only these identities exist: anonymous and wrongly signed requests get 403. The
+        // second key may only write (B2's writeFiles alone): listing or reading with it is
+        // refused with 403 AccessDenied.
+        let writer_key = format!("VISDWRITE{}", random_alnum(11).to_uppercase());
+        let writer_secret = random_alnum(40);
         let identities = format!(
-            r#"{{"identities":[{{"name":"visdcam-test","credentials":[{{"accessKey":"{access_key}","secretKey":"{secret_key}"}}],"actions":["Admin","Read","Write","List","Tagging"]}}]}}"#
+            r#"{{"identities":[{{"name":"visdcam-test","credentials":[{{"accessKey":"{access_key}","secretKey":"{secret_key}"}}],"actions":["Admin","Read","Write","List","Tagging"]}},{{"name":"visdcam-writer","credentials":[{{"accessKey":"{writer_key}","secretKey":"{writer_secret}"}}],"actions":["Write"]}}]}}"#
         );
         fs::write(dir.path().join("s3.json"), identities).expect("writing the S3 identities file");
         fs::create_dir(dir.path().join("data")).expect("creating the S3 data directory");
@@ -218,6 +224,7 @@ impl S3Rig {
             opts,
             access_key,
             secret_key,
+            writer: (writer_key, writer_secret),
             server: None,
             agent,
         };
@@ -462,6 +469,12 @@ impl S3Rig {
     /// The rig's credentials for rusty-s3.
     pub fn credentials(&self) -> Credentials {
         Credentials::new(self.access_key.clone(), self.secret_key.clone())
+    }
+
+    /// A second key (id, secret) that may only write objects: list and read answer 403
+    /// AccessDenied, like a B2 application key with `writeFiles` alone.
+    pub fn write_only_key(&self) -> (&str, &str) {
+        (&self.writer.0, &self.writer.1)
     }
 
     /// The last `max` bytes of the server's output, for failure messages.
