@@ -15,7 +15,11 @@ use crate::testrun::{run_tests, Totals};
 use crate::util::{cargo, run};
 
 /// Test targets with `#[ignore]`d long tests that need nothing but time (run with `--ignored`).
-const LONG_TESTS: &[(&str, &str)] = &[("uploader", "upload"), ("seg-cam", "contain")];
+const LONG_TESTS: &[(&str, &str)] = &[
+    ("uploader", "upload"),
+    ("uploader", "watchdog"),
+    ("seg-cam", "contain"),
+];
 
 /// Test targets with `#[ignore]`d tests that boot systemd in a container (root,
 /// systemd-nspawn, debootstrap); run with `--ignored`, one at a time. The end-to-end test of

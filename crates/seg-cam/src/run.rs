@@ -5,7 +5,7 @@
 //! systemd's `WatchdogSec=` kills the process.
 
 use std::collections::VecDeque;
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -29,6 +29,10 @@ pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// Below this much free space in the RAM directory no connection is tried.
 pub const MIN_FREE_BYTES: u64 = 512 * 1024;
 const TICK: Duration = Duration::from_millis(100);
+/// Longest wait for the camera's name in the connect diagnosis.
+const RESOLVE_LIMIT: Duration = Duration::from_secs(3);
+/// Addresses of the camera tried (2 s each) in the connect diagnosis.
+const PROBE_ADDRS: usize = 2;
 /// The RAM budget is enforced after each hand-off and at least this often (the free-space
 /// floor also moves with the other cameras' use of the RAM disk).
 const BUDGET_EVERY: Duration = Duration::from_secs(5);
@@ -477,16 +481,19 @@ impl Recorder {
     }
 
     /// Why a TCP connection to the camera fails, in words (souphttpsrc only says "Internal
-    /// data stream error"). `None` when it connects.
+    /// data stream error"). `None` when it connects. Runs between pings on the main loop, so
+    /// every wait is bounded: the name lookup by [`RESOLVE_LIMIT`] (a silent DNS server would
+    /// hold `getaddrinfo` for minutes), each connect by 2 s, and at most [`PROBE_ADDRS`]
+    /// addresses are tried: 7 s at worst, well inside `WatchdogSec=30`.
     fn diagnose_connect(&self) -> Option<String> {
         let host = self.url.host.trim_start_matches('[').trim_end_matches(']');
         let port = self.url.port_or_default();
-        let addrs = match (host, port).to_socket_addrs() {
-            Ok(a) => a.collect::<Vec<_>>(),
+        let addrs = match visdcam_daemon::net::resolve(host, port, RESOLVE_LIMIT) {
+            Ok(a) => a,
             Err(e) => return Some(format!("cannot resolve {host}: {e}")),
         };
         let mut last = None;
-        for a in addrs {
+        for a in addrs.into_iter().take(PROBE_ADDRS) {
             match TcpStream::connect_timeout(&a, Duration::from_secs(2)) {
                 Ok(_) => return None,
                 Err(e) => last = Some(e),

@@ -6,12 +6,23 @@
 //! `Retry-After`); refusals (403/404/400: keys, bucket, skew) 10 s doubling to 5 min, cut short
 //! when the credentials files change. The queue is refreshed on inotify events, every 10 s,
 //! and every 200 ms during an upload, so drops happen even while a slow upload runs.
+//!
+//! The network call (HEAD, PUT) runs on a worker thread; this thread waits for it, and meanwhile
+//! keeps the queue within budget, publishes STATUS= (`waiting for the store` when nothing has
+//! moved for 2 s) and pings the watchdog — while the call is within its bounds. Every wait in
+//! the call is bounded (`Timeouts::TRANSFER`: name lookup, connect, each read and write), so a
+//! network that goes silent ends in a failed attempt and a retry; only a call silent for longer
+//! than those bounds allow ([`net_silence_limit`]) stops the pings, and then systemd's watchdog
+//! restarts a stuck uploader as it should.
 
 use std::collections::HashSet;
 use std::ffi::OsString;
 use std::os::fd::AsFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -29,10 +40,20 @@ use visdcam_daemon::notify::Notifier;
 use visdcam_daemon::shutdown;
 
 use crate::clocksrc::{boot_id, ClockSource, Reading};
-use visdcam_s3::{prepare, Store, Stored};
+use visdcam_s3::{prepare, Prepared, Store, Stored, Timeouts};
 
 /// Full rescan at least this often (inotify can overflow).
 const RESCAN_EVERY: Duration = Duration::from_secs(10);
+
+/// STATUS= says the uploader is waiting for the store once nothing moved for this long.
+const SILENCE_SHOWN: Duration = Duration::from_secs(2);
+
+/// How long a network call may go without progress (a body chunk sent, or the call's end)
+/// before the uploader counts it as stuck and stops feeding the watchdog: two whole requests
+/// at their bounds (the HEAD, then the PUT up to its first body byte), plus 10 s.
+pub fn net_silence_limit(t: &Timeouts) -> Duration {
+    t.request_silence() * 2 + Duration::from_secs(10)
+}
 
 /// A closed segment waiting for upload.
 #[derive(Debug, Clone)]
@@ -69,6 +90,8 @@ pub struct Uploader {
     refused_with: Option<u64>,
     limiter: RepeatLimiter,
     in_flight: Option<String>,
+    /// How long the network call in progress has been silent (shown in STATUS= from 2 s).
+    net_silent: Option<Duration>,
 }
 
 fn unix_now() -> i64 {
@@ -164,6 +187,7 @@ impl Uploader {
             refused_with: None,
             limiter: RepeatLimiter::new(Duration::from_secs(60), Duration::from_secs(3600)),
             in_flight: None,
+            net_silent: None,
         })
     }
 
@@ -258,19 +282,11 @@ impl Uploader {
         // Now, not at the first tick: the recorder reads `uploading=` to spare this segment
         // when it enforces the RAM budget.
         self.publish();
-        // During the body: keep the queue within budget, ping the watchdog, stop on SIGTERM.
         let store = self
             .store
             .take()
             .expect("the store is back after each upload");
-        let result = {
-            let mut tick = |sent: u64| {
-                self.stats.uploading_sent = sent;
-                self.refresh();
-                !shutdown::requested()
-            };
-            store.upload(prep, &key, &meta, pacer, &mut tick)
-        };
+        let result = self.upload_watched(&store, prep, &key, &meta, pacer);
         self.store = Some(store);
         self.in_flight = None;
         self.stats.uploading.clear();
@@ -337,6 +353,85 @@ impl Uploader {
         }
     }
 
+    /// Runs `store.upload` on a worker thread and waits for its answer. Meanwhile: the queue
+    /// is kept within budget, STATUS= is published, and the watchdog is pinged as long as the
+    /// call made progress within [`net_silence_limit`]. On SIGTERM the wait ends at once (the
+    /// worker is left to the process exit; the segment stays queued).
+    fn upload_watched(
+        &mut self,
+        store: &Store,
+        prep: Prepared,
+        key: &str,
+        meta: &[(&'static str, String)],
+        pacer: Option<Pacer>,
+    ) -> Result<Stored, Failure> {
+        let limit = net_silence_limit(&Timeouts::TRANSFER);
+        let started = Instant::now();
+        // Bytes of the body sent, and ms after `started` of the last progress.
+        let sent = Arc::new(AtomicU64::new(0));
+        let moved_ms = Arc::new(AtomicU64::new(0));
+        let (tx, rx) = mpsc::channel();
+        let worker = {
+            let (store, key, meta) = (store.clone(), key.to_string(), meta.to_vec());
+            let (sent, moved_ms) = (sent.clone(), moved_ms.clone());
+            std::thread::Builder::new()
+                .name("upload".into())
+                .spawn(move || {
+                    // Called between body chunks: the call is not blocked on the network.
+                    let mut tick = |n: u64| {
+                        sent.store(n, Ordering::Relaxed);
+                        let ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+                        moved_ms.store(ms, Ordering::Relaxed);
+                        !shutdown::requested()
+                    };
+                    let _ = tx.send(store.upload(prep, &key, &meta, pacer, &mut tick));
+                })
+        };
+        if let Err(e) = worker {
+            return Err(Failure::Transient {
+                why: format!("cannot start the upload thread: {e}"),
+                retry_after: None,
+            });
+        }
+        let mut stuck_logged = false;
+        let result = loop {
+            let answer = rx.recv_timeout(Duration::from_millis(200));
+            let moved = Duration::from_millis(moved_ms.load(Ordering::Relaxed));
+            let silent = started.elapsed().saturating_sub(moved);
+            match answer {
+                Ok(r) => break r,
+                Err(RecvTimeoutError::Disconnected) => {
+                    break Err(Failure::Transient {
+                        why: "the upload thread ended without an answer".into(),
+                        retry_after: None,
+                    })
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+            }
+            if shutdown::requested() {
+                break Err(Failure::Transient {
+                    why: "shutting down".into(),
+                    retry_after: None,
+                });
+            }
+            self.stats.uploading_sent = sent.load(Ordering::Relaxed);
+            self.net_silent = (silent >= SILENCE_SHOWN).then_some(silent);
+            self.refresh_quiet();
+            if silent < limit {
+                self.notifier.ping_if_due();
+            } else if !stuck_logged {
+                stuck_logged = true;
+                log::error!(
+                    "the upload of {key} made no progress for {} s, longer than its network \
+                     timeouts allow: it is stuck; no more watchdog pings",
+                    silent.as_secs()
+                );
+            }
+        };
+        self.net_silent = None;
+        result
+    }
+
     fn fail(&mut self, f: Failure) {
         if shutdown::requested() {
             return;
@@ -388,6 +483,7 @@ impl Uploader {
                 return;
             }
             let step = left.min(Duration::from_millis(200));
+            self.notifier.ping_if_due();
             let fd = self.inotify.as_fd();
             let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
             let ms = u16::try_from(step.as_millis()).unwrap_or(u16::MAX);
@@ -416,6 +512,11 @@ impl Uploader {
     /// Rescans if needed, enforces the budget, notes clock offsets, publishes status.
     fn refresh(&mut self) {
         self.notifier.ping_if_due();
+        self.refresh_quiet();
+    }
+
+    /// [`Uploader::refresh`] without the watchdog ping.
+    fn refresh_quiet(&mut self) {
         self.drain_events();
         match self.clock.read() {
             Ok(r) => {
@@ -593,7 +694,13 @@ impl Uploader {
             }
             self.notes_written = notes;
         }
-        let status = self.stats.status_line(unix_now());
+        let mut status = self.stats.status_line(unix_now());
+        if let Some(silent) = self.net_silent {
+            status.push_str(&format!(
+                "; waiting for the store (no answer for {} s)",
+                silent.as_secs()
+            ));
+        }
         self.notifier.status(&status);
     }
 }

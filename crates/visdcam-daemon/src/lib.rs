@@ -1,11 +1,13 @@
 //! Runtime glue shared by the visdcam daemons and the CLI: systemd notification, logging,
-//! shutdown signals, reading configuration files from disk and atomic file writes.
+//! shutdown signals, reading configuration files from disk, atomic file writes and name
+//! resolution with a bound.
 //!
 //! Everything that decides lives in `visdcam-core`; this crate only does the I/O around it.
 
 pub mod config;
 pub mod fsutil;
 pub mod logging;
+pub mod net;
 pub mod notify;
 pub mod shutdown;
 

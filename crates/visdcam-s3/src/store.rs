@@ -66,7 +66,9 @@ pub struct StoreConfig {
 /// How long any one network wait may take.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timeouts {
-    /// Opening the TCP connection (each address in turn).
+    /// Opening the TCP connection (each address in turn); also the bound on the name lookup
+    /// (ureq then resolves on a helper thread: `getaddrinfo` with a silent DNS server would
+    /// block for minutes).
     pub connect: Duration,
     /// No byte received for this long: the connection is dead.
     pub per_read: Duration,
@@ -78,14 +80,22 @@ pub struct Timeouts {
 }
 
 impl Timeouts {
-    /// The uploader's: 15 s to connect, a minute without progress on one read or write, no
-    /// overall limit.
+    /// The uploader's: 10 s to resolve and 10 s to connect, 15 s without progress on one read
+    /// or write, no overall limit. Each is well under the uploader's `WatchdogSec=60`, and the
+    /// uploader pings its watchdog while a call is within these bounds (it waits for the call
+    /// on another thread), so a silent network costs a retry, not a watchdog kill.
     pub const TRANSFER: Timeouts = Timeouts {
-        connect: Duration::from_secs(15),
-        per_read: Duration::from_secs(60),
-        per_write: Duration::from_secs(60),
+        connect: Duration::from_secs(10),
+        per_read: Duration::from_secs(15),
+        per_write: Duration::from_secs(15),
         global: None,
     };
+
+    /// The longest one request can go without a byte moving: name lookup, connect, sending
+    /// the request, waiting for the answer.
+    pub fn request_silence(&self) -> Duration {
+        self.connect * 2 + self.per_write + self.per_read
+    }
 }
 
 impl Default for Timeouts {
@@ -300,6 +310,7 @@ impl Store {
                 .chain(RustlsConnector::default());
         let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
+            .timeout_resolve(Some(t.connect))
             .timeout_connect(Some(t.connect))
             .timeout_per_read(Some(t.per_read))
             .timeout_per_write(Some(t.per_write))
