@@ -85,14 +85,7 @@ impl Budget {
             })
             .collect();
         queued.sort_by(queue_order);
-        #[allow(
-            clippy::unnecessary_cast,
-            reason = "fsblkcnt_t and c_ulong are narrower than u64 on 32-bit targets"
-        )]
-        let free = match nix::sys::statvfs::statvfs(&self.dir) {
-            Ok(s) => s.blocks_available() as u64 * s.fragment_size() as u64,
-            Err(_) => u64::MAX,
-        };
+        let free = visdcam_daemon::fsutil::free_bytes(&self.dir).unwrap_or(u64::MAX);
         let uploading = std::fs::read_to_string(self.dir.join(STATS_FILE))
             .map(|t| Stats::parse(&t).uploading)
             .unwrap_or_default();

@@ -242,9 +242,3 @@ impl Handoff {
         }
     }
 }
-
-/// Free bytes for an unprivileged writer on the filesystem holding `dir`.
-pub fn free_bytes(dir: &Path) -> Option<u64> {
-    let s = nix::sys::statvfs::statvfs(dir).ok()?;
-    Some(s.blocks_available() as u64 * s.fragment_size() as u64)
-}

@@ -199,7 +199,7 @@ impl Recorder {
             });
         }
         self.budget.enforce();
-        match handoff::free_bytes(dir) {
+        match visdcam_daemon::fsutil::free_bytes(dir) {
             Some(free) if free < MIN_FREE_BYTES => Some(Fault::DiskFull {
                 detail: format!("{} KiB free in {}", free / 1024, dir.display()),
             }),

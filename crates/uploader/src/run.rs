@@ -612,14 +612,7 @@ impl Uploader {
     /// Drops the oldest pending segments while over `RAM_BUDGET_MB` or under
     /// `RAM_MIN_FREE_MB` free; never the one being uploaded.
     fn enforce_budget(&mut self) {
-        #[allow(
-            clippy::unnecessary_cast,
-            reason = "fsblkcnt_t and c_ulong are narrower than u64 on 32-bit targets"
-        )]
-        let free = match nix::sys::statvfs::statvfs(&self.dir) {
-            Ok(s) => s.blocks_available() as u64 * s.fragment_size() as u64,
-            Err(_) => u64::MAX,
-        };
+        let free = visdcam_daemon::fsutil::free_bytes(&self.dir).unwrap_or(u64::MAX);
         let sizes: Vec<u64> = self.pending.iter().map(|p| p.size).collect();
         let protect = self
             .in_flight

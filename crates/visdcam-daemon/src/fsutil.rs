@@ -1,5 +1,5 @@
-//! File writes that are all-or-nothing: write a temporary file beside the target, fsync,
-//! rename over the target, fsync the directory.
+//! File writes that are all-or-nothing (write a temporary file beside the target, fsync,
+//! rename over the target, fsync the directory), and the free space of a filesystem.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -54,6 +54,17 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+/// Free bytes for an unprivileged writer on the filesystem holding `dir`; `None` when it
+/// cannot be read.
+pub fn free_bytes(dir: &Path) -> Option<u64> {
+    let s = nix::sys::statvfs::statvfs(dir).ok()?;
+    #[allow(
+        clippy::unnecessary_cast,
+        reason = "fsblkcnt_t and c_ulong are narrower than u64 on 32-bit targets"
+    )]
+    Some(s.blocks_available() as u64 * s.fragment_size() as u64)
 }
 
 #[cfg(test)]
