@@ -30,6 +30,10 @@ pub const PACKAGES: &[(&str, &str)] = &[
     ),
     ("ffmpeg", "tests: ffprobe verifies segments"),
     (
+        "tmux",
+        "tests: fetch's progress bar and Ctrl-C, as a person sees them",
+    ),
+    (
         "gstreamer1.0-libav",
         "tests: avdec_h264, so GStreamer's playbin plays footage playlists",
     ),

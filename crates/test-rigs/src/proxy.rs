@@ -4,16 +4,21 @@
 //!
 //! Bytes are forwarded unchanged both ways (keep-alive included); the client→server stream is
 //! read as a sequence of HTTP/1.1 request heads, each followed by `Content-Length` body bytes.
+//! [`CountingProxy::hold_object_gets`] holds back object downloads (a `GET` that is not a
+//! listing) until released, so a test can act while a client waits on them.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// A running proxy; it stops accepting when dropped (connections in flight finish).
 #[derive(Debug)]
 pub struct CountingProxy {
     addr: SocketAddr,
     lines: Arc<Mutex<Vec<String>>>,
+    hold: Arc<AtomicBool>,
 }
 
 impl CountingProxy {
@@ -23,6 +28,8 @@ impl CountingProxy {
         let addr = listener.local_addr().expect("the proxy's address");
         let lines = Arc::new(Mutex::new(Vec::new()));
         let seen = lines.clone();
+        let hold = Arc::new(AtomicBool::new(false));
+        let held = hold.clone();
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 let Ok(client) = conn else { continue };
@@ -30,12 +37,13 @@ impl CountingProxy {
                     continue;
                 };
                 let seen = seen.clone();
+                let held = held.clone();
                 let (c2, s2) = match (client.try_clone(), server.try_clone()) {
                     (Ok(c), Ok(s)) => (c, s),
                     _ => continue,
                 };
                 std::thread::spawn(move || {
-                    let _ = forward_requests(c2, s2, &seen);
+                    let _ = forward_requests(c2, s2, &seen, &held);
                 });
                 std::thread::spawn(move || {
                     let (mut s, mut c) = (server, client);
@@ -44,7 +52,7 @@ impl CountingProxy {
                 });
             }
         });
-        CountingProxy { addr, lines }
+        CountingProxy { addr, lines, hold }
     }
 
     /// `http://127.0.0.1:PORT`, to use as the endpoint instead of the server's.
@@ -57,6 +65,11 @@ impl CountingProxy {
         self.lines.lock().map(|l| l.clone()).unwrap_or_default()
     }
 
+    /// While `true`, object `GET`s (not listings) wait in the proxy before reaching the server.
+    pub fn hold_object_gets(&self, hold: bool) {
+        self.hold.store(hold, Ordering::SeqCst);
+    }
+
     /// Forgets the lines seen so far.
     pub fn clear(&self) {
         if let Ok(mut l) = self.lines.lock() {
@@ -65,28 +78,25 @@ impl CountingProxy {
     }
 }
 
-/// Copies client → server, noting each request head's first line.
+/// Copies client → server, noting each request head's first line; a held object `GET` waits
+/// before its head is forwarded.
 fn forward_requests(
     mut client: TcpStream,
     mut server: TcpStream,
     seen: &Mutex<Vec<String>>,
+    hold: &AtomicBool,
 ) -> io::Result<()> {
-    let mut buf = Vec::new();
+    let mut buf: Vec<u8> = Vec::new();
     let mut chunk = [0u8; 16 * 1024];
     let mut body_left: usize = 0;
     loop {
-        let n = client.read(&mut chunk)?;
-        if n == 0 {
-            let _ = server.shutdown(Shutdown::Write);
-            return Ok(());
-        }
-        server.write_all(&chunk[..n])?;
-        buf.extend_from_slice(&chunk[..n]);
+        // Forward what is complete: body bytes, then whole heads.
         loop {
             if body_left > 0 {
-                let skip = body_left.min(buf.len());
-                buf.drain(..skip);
-                body_left -= skip;
+                let n = body_left.min(buf.len());
+                server.write_all(&buf[..n])?;
+                buf.drain(..n);
+                body_left -= n;
                 if body_left > 0 {
                     break;
                 }
@@ -95,12 +105,17 @@ fn forward_requests(
                 break;
             };
             let head = String::from_utf8_lossy(&buf[..end]).to_string();
-            buf.drain(..end + 4);
-            if let Some(first) = head.lines().next() {
-                if let Ok(mut s) = seen.lock() {
-                    s.push(first.to_string());
+            let first = head.lines().next().unwrap_or_default().to_string();
+            if let Ok(mut s) = seen.lock() {
+                s.push(first.clone());
+            }
+            if first.starts_with("GET ") && !first.contains("list-type") {
+                while hold.load(Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(10));
                 }
             }
+            server.write_all(&buf[..end + 4])?;
+            buf.drain(..end + 4);
             body_left = head
                 .lines()
                 .filter_map(|l| l.split_once(':'))
@@ -108,5 +123,11 @@ fn forward_requests(
                 .and_then(|(_, v)| v.trim().parse().ok())
                 .unwrap_or(0);
         }
+        let n = client.read(&mut chunk)?;
+        if n == 0 {
+            let _ = server.shutdown(Shutdown::Write);
+            return Ok(());
+        }
+        buf.extend_from_slice(&chunk[..n]);
     }
 }

@@ -125,6 +125,26 @@ pub struct CommandHelp {
     pub details: &'static str,
 }
 
+/// The footage commands' time forms, for their help.
+macro_rules! footage_times {
+    () => {
+        "FROM is now, 17:40, 17:40:05, yesterday 17:40, 2026-12-02, 2026-12-02 17:40 or \
+2026-12-02T17:40:00+05:30 (local times in KEY_TZ); TO is a time too, or a length such as 15m, \
+90s or 1h30m."
+    };
+}
+
+/// The footage commands' store options, for their help.
+macro_rules! footage_store_options {
+    () => {
+        "  --profile NAME    credentials profile (default: B2_PROFILE, b2); a read-capable key on
+                    a desktop while the Pi keeps a write-only one
+  --bucket NAME     bucket (default: B2_BUCKET)
+  --endpoint URL    S3 endpoint (default: B2_ENDPOINT)
+  --region NAME     region (default: B2_REGION, or the profile's)"
+    };
+}
+
 /// Every command, in the order `visdcam help` lists them.
 pub const COMMANDS: &[CommandHelp] = &[
     CommandHelp {
@@ -245,60 +265,43 @@ in the configuration), or auto for whichever the schedule says now.",
         name: "footage",
         synopsis: "footage CAMERA [FROM [TO|LENGTH]] [--json] [--profile NAME] [--bucket NAME] [--endpoint URL] [--region NAME]",
         summary: "the timeline of a camera's footage in the bucket: spans and gaps",
-        details: "Lists the bucket's segments of CAMERA between FROM and TO (default: today \
+        details: concat!("Lists the bucket's segments of CAMERA between FROM and TO (default: today \
 since midnight, to now) and prints the recorded spans (start–end, length, segments, size) and \
 the gaps between them (camera down, Pi off, segments dropped). Only the key prefixes the range \
 can touch are listed (one hour directory each), so the cost follows the range, not the bucket. \
-FROM is now, 17:40, 17:40:05, yesterday 17:40, 2026-12-02, 2026-12-02 17:40 or \
-2026-12-02T17:40:00+05:30 (local times in KEY_TZ); TO is a time too, or a length such as 15m, \
-90s or 1h30m. Objects under those prefixes that are not segment keys are counted and named.
+", footage_times!(), " Objects under those prefixes that are not segment keys are counted and named.
 
   --json            print one JSON document instead (stable; see docs/reference/cli.md)
-  --profile NAME    credentials profile (default: B2_PROFILE, b2); a read-capable key on
-                    a desktop while the Pi keeps a write-only one
-  --bucket NAME     bucket (default: B2_BUCKET)
-  --endpoint URL    S3 endpoint (default: B2_ENDPOINT)
-  --region NAME     region (default: B2_REGION, or the profile's)",
+", footage_store_options!()),
     },
     CommandHelp {
         name: "fetch",
         synopsis: "fetch CAMERA FROM TO|LENGTH [-o FILE] [--profile NAME] [--bucket NAME] [--endpoint URL] [--region NAME]",
         summary: "download a time range of footage as one video file (no re-encoding)",
-        details: "Downloads the segments that overlap the range (a few at once, each verified \
-against its MD5) and joins them without re-encoding into one file, cut at the keyframe at or \
-before FROM and the first one after TO, with the real start time as its creation time. A gap \
+        details: concat!("Downloads the segments that overlap the range (a few at once, each verified \
+against its MD5) and joins them without re-encoding into one file that starts at the keyframe \
+at or before FROM and ends with the last frame before TO, with the real start time as its \
+creation time. A gap \
 in the recording stays a gap in time and is listed. The file is written as FILE.part and \
-renamed when complete; Ctrl-C leaves nothing behind. FROM is now, 17:40, 17:40:05, yesterday 17:40, 2026-12-02, 2026-12-02 17:40 or \
-2026-12-02T17:40:00+05:30 (local times in KEY_TZ); TO is a time too, or a length such as 15m, \
-90s or 1h30m.
+renamed when complete; Ctrl-C leaves nothing behind. ", footage_times!(), "
 
   -o, --output FILE   where to write; .mp4 (default), .mkv or .ts (default name:
                       CAMERA_YYYY-MM-DD_HH-MM-SS.mp4 in the current directory)
-  --profile NAME    credentials profile (default: B2_PROFILE, b2); a read-capable key on
-                    a desktop while the Pi keeps a write-only one
-  --bucket NAME     bucket (default: B2_BUCKET)
-  --endpoint URL    S3 endpoint (default: B2_ENDPOINT)
-  --region NAME     region (default: B2_REGION, or the profile's)",
+", footage_store_options!()),
     },
     CommandHelp {
         name: "play",
         synopsis: "play CAMERA FROM [TO|LENGTH] [--open] [--expires DURATION] [-o FILE] [--profile NAME] [--bucket NAME] [--endpoint URL] [--region NAME]",
         summary: "an HLS playlist that plays a range straight from the bucket",
-        details: "Writes an HLS playlist (.m3u8) of the range whose entries are presigned GET \
+        details: concat!("Writes an HLS playlist (.m3u8) of the range whose entries are presigned GET \
 URLs into the bucket, with the wall-clock time of every segment and a discontinuity at every gap \
 or recorder restart: VLC, mpv, ffplay and Safari play the footage straight from the bucket, \
-nothing copied. Without TO, up to now. FROM is now, 17:40, 17:40:05, yesterday 17:40, 2026-12-02, 2026-12-02 17:40 or \
-2026-12-02T17:40:00+05:30 (local times in KEY_TZ); TO is a time too, or a length such as 15m, \
-90s or 1h30m.
+nothing copied. Without TO, up to now. ", footage_times!(), "
 
   --open              hand the playlist to the first player found (mpv, vlc, ffplay)
   --expires DURATION  how long the URLs stay valid (default 1h, at most 7d: B2's limit)
   -o, --output FILE   where to write (default: CAMERA_YYYY-MM-DD_HH-MM-SS.m3u8; - for stdout)
-  --profile NAME    credentials profile (default: B2_PROFILE, b2); a read-capable key on
-                    a desktop while the Pi keeps a write-only one
-  --bucket NAME     bucket (default: B2_BUCKET)
-  --endpoint URL    S3 endpoint (default: B2_ENDPOINT)
-  --region NAME     region (default: B2_REGION, or the profile's)",
+", footage_store_options!()),
     },
     CommandHelp {
         name: "doctor",

@@ -538,9 +538,22 @@ fn fetch(lib: &Library, t: &Timeline, output: Option<PathBuf>) -> fail::Result<(
                 })
             })
             .collect();
+        let mut since_cancel: Option<Instant> = None;
         while !workers.iter().all(|w| w.is_finished()) {
             progress.draw();
-            std::thread::sleep(Duration::from_millis(200));
+            std::thread::sleep(Duration::from_millis(100));
+            // Ctrl-C: a GET still waiting for the store's answer would hold us until its read
+            // timeout. Give the workers a moment to stop writing, then clean up and go.
+            if visdcam_daemon::shutdown::requested() {
+                let at = *since_cancel.get_or_insert_with(Instant::now);
+                if at.elapsed() >= Duration::from_millis(500) {
+                    progress.finish();
+                    let _ = fs::remove_file(&part);
+                    let _ = fs::remove_dir_all(&dir);
+                    eprintln!("visdcam: {}", cancelled());
+                    std::process::exit(Exit::Interrupted as i32);
+                }
+            }
         }
         for w in workers {
             let _ = w.join();

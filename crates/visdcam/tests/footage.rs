@@ -470,6 +470,47 @@ fn a_recording_with_an_outage_is_found_fetched_and_played() {
         );
     }
 
+    // In a terminal, as a person sees it (tmux): a progress bar while the GETs wait, Ctrl-C
+    // leaves nothing behind; then a run to 100 %.
+    {
+        let proxy = CountingProxy::start(rig.addr());
+        let before = listing(&s.out());
+        let tmux = Tmux::new(&s, "tty");
+        proxy.hold_object_gets(true);
+        tmux.run(&format!(
+            "fetch cam1 {} {} -o tty.mp4 --endpoint {}",
+            iso_ms(f_from),
+            iso_ms(f_to),
+            proxy.endpoint()
+        ));
+        let screen =
+            tmux.wait_for(|t| t.contains("  0/") && t.contains(" segments") && t.contains("[---"));
+        assert!(screen.contains("  0%"), "{screen}");
+        tmux.keys("C-c");
+        let screen = tmux.wait_for(exited);
+        assert!(
+            screen.contains("cancelled; nothing was written"),
+            "{screen}"
+        );
+        assert!(screen.lines().any(|l| l == "EXIT=130"), "{screen}");
+        assert_eq!(listing(&s.out()), before, "Ctrl-C left something behind");
+        proxy.hold_object_gets(false);
+        tmux.run(&format!(
+            "fetch cam1 {} {} -o tty.mp4 --endpoint {}",
+            iso_ms(f_from),
+            iso_ms(f_to),
+            proxy.endpoint()
+        ));
+        let screen = tmux.wait_for(exited);
+        assert!(screen.lines().any(|l| l == "EXIT=0"), "{screen}");
+        assert!(
+            screen.contains("[##############################] 100%"),
+            "{screen}"
+        );
+        assert!(screen.contains("wrote tty.mp4: "), "{screen}");
+        fs::remove_file(s.out().join("tty.mp4")).unwrap();
+    }
+
     // A range across the outage keeps the gap in time and lists it.
     let across_from = gap_start - chrono::Duration::seconds(15);
     let across_to = gap_end + chrono::Duration::seconds(15);
@@ -637,6 +678,100 @@ fn a_recording_with_an_outage_is_found_fetched_and_played() {
     );
 }
 
+/// Whether the screen shows the exit status line (`EXIT=` at a line's start, not the typed
+/// command that prints it).
+fn exited(screen: &str) -> bool {
+    screen.lines().any(|l| l.starts_with("EXIT="))
+}
+
+/// A tmux session running `visdcam` commands in the output directory, read with capture-pane.
+struct Tmux {
+    name: String,
+    env: String,
+    cwd: PathBuf,
+}
+
+impl Tmux {
+    fn new(s: &Setup, name: &str) -> Tmux {
+        let name = format!("visdcam-test-{name}-{}", std::process::id());
+        let env = format!(
+            "env VISDCAM_CONFIG_DIR={} AWS_SHARED_CREDENTIALS_FILE={} AWS_CONFIG_FILE={} HOME={}",
+            s.conf.display(),
+            s.creds.display(),
+            s.aws_config.display(),
+            s.tmp.path().display()
+        );
+        let st = Command::new("tmux")
+            .args(["new-session", "-d", "-s", &name, "-x", "160", "-y", "12"])
+            .arg("-c")
+            .arg(s.out())
+            .status()
+            .expect("tmux (apt-get install tmux)");
+        assert!(st.success());
+        Tmux {
+            name,
+            env,
+            cwd: s.out(),
+        }
+    }
+
+    /// Clears the screen and types `visdcam ARGS; echo EXIT=$?`.
+    fn run(&self, args: &str) {
+        self.keys("clear");
+        self.keys("Enter");
+        // The last command's status line must be gone before the next one is typed.
+        self.wait_for(|t| !exited(t) && !t.contains("clear"));
+        let line = format!(
+            "cd {} && {} {} {args}; echo EXIT=$?",
+            self.cwd.display(),
+            self.env,
+            env!("CARGO_BIN_EXE_visdcam")
+        );
+        let st = Command::new("tmux")
+            .args(["send-keys", "-t", &self.name, "-l", &line])
+            .status()
+            .unwrap();
+        assert!(st.success());
+        self.keys("Enter");
+    }
+
+    fn keys(&self, keys: &str) {
+        let st = Command::new("tmux")
+            .args(["send-keys", "-t", &self.name, keys])
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+
+    fn screen(&self) -> String {
+        let out = Command::new("tmux")
+            .args(["capture-pane", "-p", "-J", "-t", &self.name])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The screen once `cond` holds for it (within 60 s).
+    fn wait_for(&self, cond: impl Fn(&str) -> bool) -> String {
+        let mut last = String::new();
+        let ok = wait_until(Instant::now() + Duration::from_secs(60), || {
+            last = self.screen();
+            cond(&last)
+        });
+        assert!(ok.is_ok(), "the terminal never showed it:\n{last}");
+        eprintln!("--- tmux {} ---\n{last}", self.name);
+        last
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["kill-session", "-t", &self.name])
+            .status();
+    }
+}
+
 fn iso_ms(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
@@ -705,6 +840,53 @@ fn listing_an_hour_costs_a_few_requests_in_a_full_bucket() {
     );
     assert!(lines.len() <= lists + 2, "requests: {lines:#?}");
     assert_eq!(v["list_requests"], lists);
+
+    // `play --open` hands the playlist to the first player in PATH: here a stand-in `mpv`
+    // that notes what it was given (no media player runs headless in a test).
+    let bin = s.tmp.path().join("bin");
+    fs::create_dir_all(&bin).unwrap();
+    let seen = s.tmp.path().join("player-args");
+    let mpv = bin.join("mpv");
+    fs::write(
+        &mpv,
+        format!("#!/bin/sh\necho \"$@\" > '{}'\n", seen.display()),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&mpv, fs::Permissions::from_mode(0o755)).unwrap();
+    let out = s
+        .command(Path::new(env!("CARGO_BIN_EXE_visdcam")))
+        .args([
+            "play",
+            "cam1",
+            "2026-11-30 14:00",
+            "10m",
+            "--open",
+            "-o",
+            "p.m3u8",
+        ])
+        .env(
+            "PATH",
+            format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()),
+        )
+        .current_dir(s.out())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("opening it with mpv"), "{text}");
+    wait_until(Instant::now() + Duration::from_secs(10), || seen.exists()).unwrap();
+    assert_eq!(fs::read_to_string(&seen).unwrap().trim(), "p.m3u8");
+    let playlist = fs::read_to_string(s.out().join("p.m3u8")).unwrap();
+    assert_eq!(
+        playlist.matches("#EXTINF:10.000,").count(),
+        60,
+        "{playlist}"
+    );
 }
 
 #[test]
