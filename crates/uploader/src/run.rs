@@ -14,6 +14,12 @@
 //! network that goes silent ends in a failed attempt and a retry; only a call silent for longer
 //! than those bounds allow ([`net_silence_limit`]) stops the pings, and then systemd's watchdog
 //! restarts a stuck uploader as it should.
+//!
+//! A key that may write but not read (B2's `writeFiles` alone, the recommended key) has its
+//! `HEAD` refused: the segment is then uploaded without the duplicate check, and the uploader
+//! stops asking — no `HEAD` for the next segments for [`DUPLICATE_REPROBE`], then one probe
+//! again (and at every start), so a key given read access later gets its check back. STATUS=
+//! and the counters file say while the check is off; the log says so once per start.
 
 use std::collections::HashSet;
 use std::ffi::OsString;
@@ -40,10 +46,14 @@ use visdcam_daemon::notify::Notifier;
 use visdcam_daemon::shutdown;
 
 use crate::clocksrc::{boot_id, ClockSource, Reading};
-use visdcam_s3::{prepare, Prepared, Store, Stored, Timeouts};
+use visdcam_s3::{prepare, DuplicateCheck, Prepared, Store, Stored, Timeouts};
 
 /// Full rescan at least this often (inotify can overflow).
 const RESCAN_EVERY: Duration = Duration::from_secs(10);
+
+/// After a refused `HEAD` (a key that may not read), how long segments go up without one
+/// before the next upload probes again.
+pub const DUPLICATE_REPROBE: Duration = Duration::from_secs(3600);
 
 /// STATUS= says the uploader is waiting for the store once nothing moved for this long.
 const SILENCE_SHOWN: Duration = Duration::from_secs(2);
@@ -92,6 +102,11 @@ pub struct Uploader {
     in_flight: Option<String>,
     /// How long the network call in progress has been silent (shown in STATUS= from 2 s).
     net_silent: Option<Duration>,
+    /// When a `HEAD` before a PUT was last refused (the key may not read): until
+    /// [`DUPLICATE_REPROBE`] later, uploads skip it.
+    head_refused_at: Option<Instant>,
+    /// The duplicate check being off was logged (once per start).
+    duplicate_off_logged: bool,
 }
 
 fn unix_now() -> i64 {
@@ -188,6 +203,8 @@ impl Uploader {
             limiter: RepeatLimiter::new(Duration::from_secs(60), Duration::from_secs(3600)),
             in_flight: None,
             net_silent: None,
+            head_refused_at: None,
+            duplicate_off_logged: false,
         })
     }
 
@@ -282,11 +299,19 @@ impl Uploader {
         // Now, not at the first tick: the recorder reads `uploading=` to spare this segment
         // when it enforces the RAM budget.
         self.publish();
+        let check = if self
+            .head_refused_at
+            .is_some_and(|t| t.elapsed() < DUPLICATE_REPROBE)
+        {
+            DuplicateCheck::Skip
+        } else {
+            DuplicateCheck::Head
+        };
         let store = self
             .store
             .take()
             .expect("the store is back after each upload");
-        let result = self.upload_watched(&store, prep, &key, &meta, pacer);
+        let result = self.upload_watched(&store, prep, &key, &meta, check, pacer);
         self.store = Some(store);
         self.in_flight = None;
         self.stats.uploading.clear();
@@ -294,10 +319,16 @@ impl Uploader {
         self.stats.uploading_size = 0;
         match result {
             Ok(stored) => {
+                let checked = !matches!(stored, Stored::UploadedUnchecked { .. });
                 let (key, how) = match stored {
-                    Stored::Uploaded { key } => (key, "uploaded"),
+                    Stored::Uploaded { key } | Stored::UploadedUnchecked { key } => {
+                        (key, "uploaded")
+                    }
                     Stored::AlreadyThere { key } => (key, "already stored"),
                 };
+                if check == DuplicateCheck::Head {
+                    self.note_duplicate_check(checked, &key);
+                }
                 if let Err(e) = std::fs::remove_file(&path) {
                     if e.kind() != std::io::ErrorKind::NotFound {
                         // The object is safe; the file stays queued. Retry with the backoff:
@@ -363,6 +394,7 @@ impl Uploader {
         prep: Prepared,
         key: &str,
         meta: &[(&'static str, String)],
+        check: DuplicateCheck,
         pacer: Option<Pacer>,
     ) -> Result<Stored, Failure> {
         let limit = net_silence_limit(&Timeouts::TRANSFER);
@@ -384,7 +416,8 @@ impl Uploader {
                         moved_ms.store(ms, Ordering::Relaxed);
                         !shutdown::requested()
                     };
-                    let _ = tx.send(store.upload(prep, &key, &meta, pacer, &mut tick));
+                    let _ =
+                        tx.send(store.upload_checked(prep, &key, &meta, check, pacer, &mut tick));
                 })
         };
         if let Err(e) = worker {
@@ -430,6 +463,34 @@ impl Uploader {
         };
         self.net_silent = None;
         result
+    }
+
+    /// After an upload that tried the duplicate check: `checked` is false when its `HEAD` was
+    /// refused (the key may not read).
+    fn note_duplicate_check(&mut self, checked: bool, key: &str) {
+        if checked {
+            self.head_refused_at = None;
+            if self.stats.duplicate_check_off {
+                log::info!("the key may read again: the duplicate check is back on");
+            }
+            self.stats.duplicate_check_off = false;
+            return;
+        }
+        self.head_refused_at = Some(Instant::now());
+        self.stats.duplicate_check_off = true;
+        if self.duplicate_off_logged {
+            log::debug!("HEAD of {key} still refused; the duplicate check stays off");
+            return;
+        }
+        self.duplicate_off_logged = true;
+        log::info!(
+            "the key may write but not read (HEAD of {key} was refused): the duplicate check is \
+             off, so segments are uploaded without first looking for the same bytes under \
+             their key (verified by the signed Content-MD5 all the same); probed again every \
+             {} min. A segment whose upload is repeated after a crash is stored again under \
+             the same key (B2 keeps the older copy as a hidden version)",
+            DUPLICATE_REPROBE.as_secs() / 60
+        );
     }
 
     fn fail(&mut self, f: Failure) {

@@ -342,8 +342,9 @@ pub const STATS_FILE: &str = ".uploader-stats";
 /// The uploader's counters, kept across restarts in [`STATS_FILE`] as `key=value` lines:
 /// `uploaded`, `uploaded_bytes`, `dropped`, `dropped_bytes`, `queue`, `queue_bytes`,
 /// `last_key`, `last_size`, `last_speed_bps`, `last_upload_unix`, `last_error` (empty when the
-/// last attempt succeeded), `clock` (`synced` or `waiting`), and while a body is being sent
-/// `uploading` (file name), `uploading_sent` and `uploading_size` (bytes).
+/// last attempt succeeded), `clock` (`synced` or `waiting`), `duplicate_check` (`on`, or
+/// `off` while the key may not read, so no `HEAD` looks for the same bytes first), and while a
+/// body is being sent `uploading` (file name), `uploading_sent` and `uploading_size` (bytes).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Stats {
     pub uploaded: u64,
@@ -358,6 +359,9 @@ pub struct Stats {
     pub last_upload_unix: i64,
     pub last_error: String,
     pub clock_waiting: bool,
+    /// The key may write but not read: segments are uploaded without first looking for the
+    /// same bytes under their key.
+    pub duplicate_check_off: bool,
     pub uploading: String,
     pub uploading_sent: u64,
     pub uploading_size: u64,
@@ -369,7 +373,8 @@ impl Stats {
         format!(
             "uploaded={}\nuploaded_bytes={}\ndropped={}\ndropped_bytes={}\nqueue={}\n\
              queue_bytes={}\nlast_key={}\nlast_size={}\nlast_speed_bps={}\nlast_upload_unix={}\n\
-             last_error={}\nclock={}\nuploading={}\nuploading_sent={}\nuploading_size={}\n",
+             last_error={}\nclock={}\nduplicate_check={}\nuploading={}\nuploading_sent={}\n\
+             uploading_size={}\n",
             self.uploaded,
             self.uploaded_bytes,
             self.dropped,
@@ -385,6 +390,11 @@ impl Stats {
                 "waiting"
             } else {
                 "synced"
+            },
+            if self.duplicate_check_off {
+                "off"
+            } else {
+                "on"
             },
             self.uploading,
             self.uploading_sent,
@@ -413,6 +423,7 @@ impl Stats {
                 "last_upload_unix" => s.last_upload_unix = v.trim().parse().unwrap_or(0),
                 "last_error" => s.last_error = v.to_string(),
                 "clock" => s.clock_waiting = v.trim() == "waiting",
+                "duplicate_check" => s.duplicate_check_off = v.trim() == "off",
                 "uploading" => s.uploading = v.to_string(),
                 "uploading_sent" => s.uploading_sent = n(),
                 "uploading_size" => s.uploading_size = n(),
@@ -448,6 +459,9 @@ impl Stats {
         s.push_str(&format!("; dropped {}", self.dropped));
         if self.dropped > 0 {
             s.push_str(&format!(" ({})", human_bytes(self.dropped_bytes)));
+        }
+        if self.duplicate_check_off {
+            s.push_str("; duplicate check off (the key may write but not read)");
         }
         if !self.last_error.is_empty() {
             s.push_str(&format!(
@@ -774,6 +788,18 @@ mod tests {
         assert_eq!(
             fresh.status_line(0),
             "queue 0 (0 B); waiting for clock sync, nothing uploaded until then; dropped 0"
+        );
+        let write_only = Stats {
+            duplicate_check_off: true,
+            last_error: "HTTP 503".into(),
+            ..Stats::default()
+        };
+        assert_eq!(Stats::parse(&write_only.render()), write_only);
+        assert!(!Stats::parse(&s.render()).duplicate_check_off);
+        assert_eq!(
+            write_only.status_line(0),
+            "queue 0 (0 B); dropped 0; duplicate check off (the key may write but not read); \
+             error: HTTP 503"
         );
     }
 }

@@ -11,7 +11,7 @@ mod store;
 
 pub use creds::{CredError, Loaded, Locations};
 pub use store::{
-    check_config, prepare, Got, Head, Listed, Prepared, Store, StoreConfig, StoreError, Stored,
-    Timeouts, DEFAULT_REGION, LIST_PAGE,
+    check_config, prepare, Access, DuplicateCheck, Got, Head, Listed, Prepared, Store, StoreConfig,
+    StoreError, Stored, Timeouts, DEFAULT_REGION, LIST_PAGE,
 };
 pub use visdcam_core::upload::{Failure, Op};

@@ -11,6 +11,12 @@
 //! next [`key_variant`] is tried. A 2xx answer to the PUT means stored: the store checked the
 //! signed `Content-MD5` before storing, whatever ETag it returns.
 //!
+//! A least-privilege key (B2's `writeFiles` alone) may not read, so that `HEAD` answers 403:
+//! the segment is then PUT under its own key without the check ([`Stored::UploadedUnchecked`]),
+//! and a caller may skip the `HEAD` altogether ([`DuplicateCheck::Skip`]). Without the check
+//! an object already under the key is replaced (B2 keeps the older one as a hidden version);
+//! variants exist only to avoid replacing *other* bytes, which such a key cannot see.
+//!
 //! Reading: `ListObjectsV2` page by page, `HEAD` with the object's metadata, `GET` streamed to
 //! a writer with its size and MD5 checked, and presigned `GET` URLs for players.
 //!
@@ -128,6 +134,42 @@ pub enum Stored {
     Uploaded { key: String },
     /// Already in the bucket with the same MD5 (an earlier run died before deleting the file).
     AlreadyThere { key: String },
+    /// Uploaded now under `key` (the base key, never a variant) without looking for the same
+    /// bytes first: the `HEAD` was refused (401/403: a key that may write but not read), or
+    /// the caller asked for [`DuplicateCheck::Skip`]. An object already under `key` was
+    /// replaced.
+    UploadedUnchecked { key: String },
+}
+
+/// What a key may do in the bucket besides writing, found without writing anything
+/// ([`Store::probe_access`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Access {
+    /// A one-key `ListObjectsV2` was answered (B2 `listFiles`).
+    pub list: bool,
+    /// A `HEAD` of a key that does not exist answered 404, not 403 (B2 `readFiles`).
+    pub read: bool,
+}
+
+/// The key [`Store::probe_access`] looks at: nothing is ever stored under it.
+const ACCESS_PROBE_KEY: &str = "visdcam-doctor-probe/no-such-object";
+
+/// Where [`Store::choose_key`] says to put a segment.
+enum Choice {
+    /// PUT under `key`; `checked` is false when the `HEAD` was refused.
+    Put { key: String, checked: bool },
+    /// `key` already holds the bytes.
+    Same { key: String },
+}
+
+/// Whether [`Store::upload`] first looks, with a `HEAD`, for the same bytes already under
+/// the key (and for other bytes, which make it try the next variant).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DuplicateCheck {
+    /// `HEAD` first; a refused `HEAD` (401/403) uploads unchecked.
+    Head,
+    /// No `HEAD`: PUT under the base key (for a key known not to read).
+    Skip,
 }
 
 /// One object of a listing.
@@ -398,7 +440,7 @@ impl Store {
     /// Uploads `prep` under `base_key` (or its first free variant), with each `(name, value)`
     /// of `meta` as a signed `x-amz-meta-<name>` header. `tick` is called about every 200 ms
     /// while the body is sent, with the bytes sent so far; returning `false` from it aborts the
-    /// upload.
+    /// upload. Same as [`Store::upload_checked`] with [`DuplicateCheck::Head`].
     pub fn upload(
         &self,
         prep: Prepared,
@@ -407,31 +449,26 @@ impl Store {
         pacer: Option<Pacer>,
         tick: &mut dyn FnMut(u64) -> bool,
     ) -> Result<Stored, Failure> {
+        self.upload_checked(prep, base_key, meta, DuplicateCheck::Head, pacer, tick)
+    }
+
+    /// [`Store::upload`], with or without the `HEAD` that looks for the same bytes first.
+    pub fn upload_checked(
+        &self,
+        prep: Prepared,
+        base_key: &str,
+        meta: &[(&str, String)],
+        check: DuplicateCheck,
+        pacer: Option<Pacer>,
+        tick: &mut dyn FnMut(u64) -> bool,
+    ) -> Result<Stored, Failure> {
         let t = self.target()?;
-        let mut chosen = None;
-        for n in 1..=MAX_VARIANTS {
-            let key = key_variant(base_key, n);
-            match self.head_with(&t, &key)? {
-                None => {
-                    chosen = Some(key);
-                    break;
-                }
-                Some(h)
-                    if holds_same_bytes(
-                        &h.etag,
-                        h.meta.get("md5").map(String::as_str),
-                        &prep.md5_hex,
-                    ) =>
-                {
-                    return Ok(Stored::AlreadyThere { key });
-                }
-                Some(_) => log::info!("{key} holds other bytes; trying the next variant"),
-            }
-        }
-        let Some(key) = chosen else {
-            return Err(Failure::Refused {
-                why: format!("{base_key} and its {MAX_VARIANTS} variants all hold other bytes"),
-            });
+        let (key, checked) = match check {
+            DuplicateCheck::Skip => (base_key.to_string(), false),
+            DuplicateCheck::Head => match self.choose_key(&t, base_key, &prep.md5_hex)? {
+                Choice::Put { key, checked } => (key, checked),
+                Choice::Same { key } => return Ok(Stored::AlreadyThere { key }),
+            },
         };
 
         let meta: Vec<(String, &str)> = meta
@@ -488,12 +525,54 @@ impl Store {
                             etag.as_deref().unwrap_or("(none)")
                         );
                     }
-                    Ok(Stored::Uploaded { key })
+                    Ok(if checked {
+                        Stored::Uploaded { key }
+                    } else {
+                        Stored::UploadedUnchecked { key }
+                    })
                 }
                 PutOutcome::Failed(f) => Err(f),
             };
         }
         Err(answer_error(Op::Put, &mut r).into())
+    }
+
+    /// The key to PUT under, from `HEAD`s of `base_key` and its variants: the first with no
+    /// object, or the one that already holds these bytes.
+    fn choose_key(&self, t: &Target, base_key: &str, md5_hex: &str) -> Result<Choice, Failure> {
+        for n in 1..=MAX_VARIANTS {
+            let key = key_variant(base_key, n);
+            let head = match self.head_with(t, &key) {
+                // A key that may write but not read (B2's writeFiles alone). A wrong key or
+                // secret gets here too (a HEAD answer has no body to tell them apart): its
+                // PUT is then refused with the store's error code, which says what is wrong.
+                Err(StoreError::Answer {
+                    status: 401 | 403, ..
+                }) if n == 1 => {
+                    return Ok(Choice::Put {
+                        key,
+                        checked: false,
+                    })
+                }
+                r => r?,
+            };
+            match head {
+                None => return Ok(Choice::Put { key, checked: true }),
+                Some(h)
+                    if holds_same_bytes(
+                        &h.etag,
+                        h.meta.get("md5").map(String::as_str),
+                        md5_hex,
+                    ) =>
+                {
+                    return Ok(Choice::Same { key });
+                }
+                Some(_) => log::info!("{key} holds other bytes; trying the next variant"),
+            }
+        }
+        Err(Failure::Refused {
+            why: format!("{base_key} and its {MAX_VARIANTS} variants all hold other bytes"),
+        })
     }
 
     /// `ListObjectsV2` of every key under `prefix`, all pages (continuation tokens),
@@ -706,6 +785,44 @@ impl Store {
             code,
             message,
             failure: classify_error_for(Op::HeadBucket, status, retry_after, &text),
+        })
+    }
+
+    /// Which capabilities the key has besides writing (which cannot be probed without writing):
+    /// a one-key `ListObjectsV2`, and a `HEAD` of a key nobody stores (404: may read; 403: may
+    /// not). A refusal that is not `AccessDenied` (a wrong key or secret, clock skew, no such
+    /// bucket) or any other failure is an error.
+    pub fn probe_access(&self) -> Result<Access, StoreError> {
+        let t = self.target()?;
+        let mut list = t.bucket.list_objects_v2(Some(&t.creds));
+        list.with_max_keys(1);
+        let url = list.sign(PRESIGN);
+        let mut r = self
+            .agent
+            .get(url.as_str())
+            .call()
+            .map_err(|e| StoreError::Transport(transport_failure("LIST", &e)))?;
+        let can_list = if r.status().is_success() {
+            let _ = error_text(&mut r);
+            true
+        } else {
+            match answer_error(Op::List, &mut r) {
+                StoreError::Answer {
+                    status: 403,
+                    code: Some(c),
+                    ..
+                } if c == "AccessDenied" => false,
+                e => return Err(e),
+            }
+        };
+        let read = match self.head_with(&t, ACCESS_PROBE_KEY) {
+            Ok(_) => true,
+            Err(StoreError::Answer { status: 403, .. }) => false,
+            Err(e) => return Err(e),
+        };
+        Ok(Access {
+            list: can_list,
+            read,
         })
     }
 }

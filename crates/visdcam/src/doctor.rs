@@ -1,6 +1,7 @@
 //! `doctor`: every check in one go, one line per check: `✔` passed, `✘` failed (with the fix),
 //! `–` could not be checked here (with what would make it checkable). Configuration, bucket
-//! credentials (present, and accepted by a signed HEAD on the bucket), clock synchronisation,
+//! credentials (present, accepted by a signed HEAD on the bucket, and what the key may do
+//! besides writing: list, read), clock synchronisation,
 //! each camera's MJPEG stream, the RAM disk, GStreamer plugins, units enabled and where logs go.
 //!
 //! Every check that waits on something outside the process runs in its own thread with its
@@ -19,7 +20,7 @@ use visdcam_core::config::Settings;
 use visdcam_core::units::{self, camera_units};
 use visdcam_daemon::config::{camera_path, global_path, load_camera_from, load_global_from};
 use visdcam_s3::creds::CREDSTORE;
-use visdcam_s3::{CredError, Locations, Store, StoreConfig, StoreError, Timeouts};
+use visdcam_s3::{Access, CredError, Locations, Store, StoreConfig, StoreError, Timeouts};
 
 use crate::fail::{self, Failure};
 use crate::ram::fs_info;
@@ -448,12 +449,9 @@ fn check_bucket(s: &Settings) -> Line {
         Err(e) => return credentials_line(&e, &s.b2_profile),
     };
     let profile = format!("{} profile [{}]", loaded.source.display(), s.b2_profile);
+    let accepted = format!("credentials: {profile} accepted by bucket {bucket} at {endpoint}");
     let (status, code) = match store.probe_bucket() {
-        Ok(()) => {
-            return Line::pass(format!(
-                "credentials: {profile} accepted by bucket {bucket} at {endpoint}"
-            ))
-        }
+        Ok(()) => return access_line(&accepted, store.probe_access()),
         Err(StoreError::Credentials(e)) => return credentials_line(&e, &s.b2_profile),
         Err(StoreError::Config(e)) => {
             return Line::fail(
@@ -475,6 +473,9 @@ fn check_bucket(s: &Settings) -> Line {
         format!("{status} {code}")
     };
     match (status, code.as_str()) {
+        // Signed right, but not allowed to look at the bucket: a key that may only write
+        // (B2's writeFiles alone) is refused the HEAD of the bucket on some stores.
+        (403, "AccessDenied") => access_line(&accepted, store.probe_access()),
         (404, _) | (_, "NoSuchBucket") => Line::fail(
             format!("bucket: {bucket} does not exist at {endpoint} (HEAD answered {answer})"),
             "check B2_BUCKET (the bucket's name, not its id), or create the bucket",
@@ -501,6 +502,44 @@ fn check_bucket(s: &Settings) -> Line {
         _ => Line::fail(
             format!("bucket: {bucket} at {endpoint}: HEAD answered {answer}"),
             "check B2_ENDPOINT and the bucket's state",
+        ),
+    }
+}
+
+/// The credentials line of a key the bucket accepted, with what it may do besides writing.
+/// Writing itself is not tried: doctor stores nothing.
+fn access_line(accepted: &str, access: Result<Access, StoreError>) -> Line {
+    const UNTESTED: &str = "writing is not tried here; the uploader's first upload is";
+    match access {
+        Ok(Access {
+            list: false,
+            read: false,
+        }) => Line::pass(format!(
+            "{accepted}: the key cannot list or read, as recommended for the Pi (a write-only \
+             key; {UNTESTED})"
+        )),
+        Ok(Access {
+            list: true,
+            read: true,
+        }) => Line::pass(format!(
+            "{accepted}: the key can list and read ({UNTESTED}); a write-only key is safer on \
+             the Pi (docs/guide/b2-credentials.md)"
+        )),
+        Ok(Access { list, read }) => {
+            let yes_no = |b: bool| if b { "can" } else { "cannot" };
+            Line::pass(format!(
+                "{accepted}: the key {} list and {} read ({UNTESTED}); a write-only key is \
+                 safer on the Pi (docs/guide/b2-credentials.md)",
+                yes_no(list),
+                yes_no(read)
+            ))
+        }
+        Err(e) => Line::fail(
+            format!(
+                "{accepted}, but probing what the key may do failed: {}",
+                visdcam_s3::Failure::from(e).why()
+            ),
+            "run doctor again; check the network and the key's capabilities",
         ),
     }
 }

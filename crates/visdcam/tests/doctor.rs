@@ -1,5 +1,6 @@
 //! `visdcam doctor`, the real binary, against a real S3 server (test-rigs' SeaweedFS rig) and
-//! real camera doubles: every check's ✔ line on a good setup, and the ✘ line with its fix for
+//! real camera doubles: every check's ✔ line on a good setup (a write-only key's too, with what
+//! it may not do), and the ✘ line with its fix for
 //! each thing that goes wrong (wrong secret, missing bucket, refused camera, a web page instead
 //! of a stream, a busy stream, a stalled or corrupt stream, no RAM disk, invalid configuration,
 //! clock not synchronised). No system bus is reachable in those, so the units line is `–`;
@@ -247,6 +248,35 @@ fn good_setup_passes_every_check_and_exits_0() {
         Some("all checks passed (1 not checked)")
     );
     assert_eq!(r.stderr, "");
+}
+
+#[test]
+fn write_only_key_passes_and_says_it_cannot_list_or_read() {
+    let rig = S3Rig::start();
+    let s = setup(&global(Some(&rig), None, &shm()), &[]);
+    let (id, secret) = rig.write_only_key();
+    fs::write(
+        &s.credentials,
+        format!("[b2]\naws_access_key_id = {id}\naws_secret_access_key = {secret}\n"),
+    )
+    .unwrap();
+
+    let r = doctor(&s, &[]);
+    let l = r.passes("credentials:");
+    assert!(
+        l.contains(&format!("accepted by bucket {}", rig.bucket())),
+        "{l}"
+    );
+    assert!(
+        l.contains("the key cannot list or read, as recommended for the Pi"),
+        "{l}"
+    );
+    // The full-rights key is told what it may do too.
+    let (creds, _) = rig.write_aws_files(s.tmp.path(), "b2");
+    fs::rename(creds, &s.credentials).unwrap();
+    let l = doctor(&s, &[]).passes("credentials:").to_string();
+    assert!(l.contains("the key can list and read"), "{l}");
+    assert!(l.contains("a write-only key is safer on the Pi"), "{l}");
 }
 
 #[test]
