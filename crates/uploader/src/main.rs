@@ -4,7 +4,6 @@
 //! Exit codes: 0 after SIGTERM/SIGINT, 64 for a usage error, 78 (EX_CONFIG) for a configuration
 //! error, 1 when the RAM directory cannot be set up.
 
-mod clocksrc;
 mod run;
 
 use std::process::ExitCode;
@@ -111,14 +110,8 @@ fn main() -> ExitCode {
         log::error!("installing signal handlers: {e}");
         return ExitCode::from(1);
     }
-    let clock = clocksrc::ClockSource::from_env();
-    if let clocksrc::ClockSource::Test(p) = &clock {
-        log::warn!(
-            "using the test clock {} ({}): not for production",
-            p.display(),
-            visdcam_core::clock::TEST_CLOCK_ENV
-        );
-    }
+    let clock = visdcam_daemon::clock::ClockSource::from_env();
+    clock.warn_if_test();
     if !settings.require_clock_sync {
         log::info!("REQUIRE_CLOCK_SYNC=no: uploading without waiting for clock sync");
     }

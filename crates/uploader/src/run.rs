@@ -45,7 +45,7 @@ use visdcam_daemon::fsutil::write_atomic;
 use visdcam_daemon::notify::Notifier;
 use visdcam_daemon::shutdown;
 
-use crate::clocksrc::{boot_id, ClockSource, Reading};
+use visdcam_daemon::clock::{boot_id, load_notes, ClockSource, Reading};
 use visdcam_s3::{prepare, DuplicateCheck, Prepared, Store, Stored, Timeouts};
 
 /// Full rescan at least this often (inotify can overflow).
@@ -168,16 +168,7 @@ impl Uploader {
         let stats = std::fs::read_to_string(dir.join(STATS_FILE))
             .map(|t| Stats::parse(&t))
             .unwrap_or_default();
-        let this_boot = boot_id();
-        let mut notes = std::fs::read_to_string(dir.join(NOTES_FILE))
-            .map(|t| ClockNotes::parse(&t))
-            .unwrap_or_default();
-        if notes.boot_id != this_boot {
-            notes = ClockNotes {
-                boot_id: this_boot,
-                ..Default::default()
-            };
-        }
+        let notes = load_notes(&dir.join(NOTES_FILE), &boot_id());
         Ok(Uploader {
             camera: camera.to_string(),
             dir,

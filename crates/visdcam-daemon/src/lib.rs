@@ -1,9 +1,10 @@
 //! Runtime glue shared by the visdcam daemons and the CLI: systemd notification, logging,
-//! shutdown signals, reading configuration files from disk, atomic file writes and name
-//! resolution with a bound.
+//! shutdown signals, reading configuration files from disk, atomic file writes, name
+//! resolution with a bound and the clock state (sync, boot id, clock notes).
 //!
 //! Everything that decides lives in `visdcam-core`; this crate only does the I/O around it.
 
+pub mod clock;
 pub mod config;
 pub mod fsutil;
 pub mod logging;

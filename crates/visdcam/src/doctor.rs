@@ -18,6 +18,7 @@ use visdcam_core::cli::{format_size, LogStorage};
 use visdcam_core::clock::{SyncEvidence, TestClock, TEST_CLOCK_ENV};
 use visdcam_core::config::Settings;
 use visdcam_core::units::{self, camera_units};
+use visdcam_daemon::clock::{kernel_unsync, TIMESYNCD_FLAG};
 use visdcam_daemon::config::{camera_path, global_path, load_camera_from, load_global_from};
 use visdcam_s3::creds::CREDSTORE;
 use visdcam_s3::{Access, CredError, Locations, Store, StoreConfig, StoreError, Timeouts};
@@ -37,9 +38,6 @@ const ELEMENTS: &[(&str, &str)] = &[
     ("h264parse", "gstreamer1.0-plugins-bad"),
     ("mpegtsmux", "gstreamer1.0-plugins-bad"),
 ];
-
-/// systemd-timesyncd creates this once it has synchronised the clock.
-const TIMESYNCD_FLAG: &str = "/run/systemd/timesync/synchronized";
 
 /// The RAM disk the package mounts, and the unit that mounts it.
 const PACKAGE_RAM_DIR: &str = "/mnt/ramcam";
@@ -542,15 +540,6 @@ fn access_line(accepted: &str, access: Result<Access, StoreError>) -> Line {
             "run doctor again; check the network and the key's capabilities",
         ),
     }
-}
-
-/// The kernel's STA_UNSYNC flag; `None` when adjtimex is not allowed.
-fn kernel_unsync() -> Option<bool> {
-    // SAFETY: a zeroed timex with modes = 0 only reads the kernel's state.
-    let mut tx: nix::libc::timex = unsafe { std::mem::zeroed() };
-    // SAFETY: `tx` is a valid, writable timex.
-    let r = unsafe { nix::libc::adjtimex(&mut tx) };
-    (r >= 0).then_some(tx.status & nix::libc::STA_UNSYNC != 0)
 }
 
 /// The clock as the uploader judges it (kernel `STA_UNSYNC` or timesyncd's flag; a test clock
