@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use nix::fcntl::{Flock, FlockArg};
 use visdcam_core::recorder::{partial_verdict, unique_mtime, PartialVerdict, PARTIAL_HEAD};
 use visdcam_core::segment::{classify, EntryKind, SegmentName};
+use visdcam_daemon::clock::ClockSource;
 
 /// The lock file a running recorder holds (a dot-file: the uploader ignores it).
 pub const LOCK_FILE: &str = ".seg-cam.lock";
@@ -102,12 +103,13 @@ fn unix_secs(t: SystemTime) -> i64 {
 pub struct Handoff {
     dir: PathBuf,
     last_mtime: Option<i64>,
+    clock: ClockSource,
 }
 
 impl Handoff {
     /// Starts from the newest final segment still in `dir` (not uploaded yet), so a restart
     /// does not give a new segment the same second as one left from before.
-    pub fn new(dir: &Path) -> Result<Handoff, IoError> {
+    pub fn new(dir: &Path, clock: ClockSource) -> Result<Handoff, IoError> {
         let mut last_mtime = None;
         let entries = ctx(fs::read_dir(dir), || format!("reading {}", dir.display()))?;
         for e in entries.flatten() {
@@ -120,6 +122,7 @@ impl Handoff {
         Ok(Handoff {
             dir: dir.into(),
             last_mtime,
+            clock,
         })
     }
 
@@ -171,7 +174,8 @@ impl Handoff {
     /// else give it a unique mtime second and rename it to its final name.
     ///
     /// `end`: when the segment ended, if known (splitmuxsink closes a fragment up to one
-    /// keyframe interval after its end); otherwise the file's own mtime (its last write).
+    /// keyframe interval after its end); otherwise the file's own mtime (its last write, moved
+    /// by a test clock's offset like every other wall time the recorder uses).
     pub fn hand_off(&mut self, part: &Path, end: Option<SystemTime>) -> Result<Outcome, IoError> {
         let name = part
             .file_name()
@@ -196,7 +200,10 @@ impl Handoff {
         let meta = ctx(file.metadata(), || format!("reading {}", part.display()))?;
         let mtime = match end {
             Some(t) => t,
-            None => ctx(meta.modified(), || format!("mtime of {}", part.display()))?,
+            None => {
+                let written = ctx(meta.modified(), || format!("mtime of {}", part.display()))?;
+                self.clock.read().map_or(written, |r| r.shifted(written))
+            }
         };
         let mut head = Vec::with_capacity(PARTIAL_HEAD);
         ctx(

@@ -16,6 +16,7 @@ use std::process::ExitCode;
 use gstreamer as gst;
 use visdcam_core::config::Settings;
 use visdcam_core::error::{Classify, ErrorKind};
+use visdcam_daemon::clock::ClockSource;
 
 const USAGE: &str = "usage: seg-cam <camera>
        seg-cam finalize <camera>
@@ -114,13 +115,15 @@ fn main() -> ExitCode {
     let dir = settings
         .camera_dir()
         .expect("a camera's settings have a camera");
+    let clock = ClockSource::from_env();
+    clock.warn_if_test();
     if finalize_only {
-        return finalize(&dir);
+        return finalize(&dir, clock);
     }
-    record(&settings, dir)
+    record(&settings, dir, clock)
 }
 
-fn finalize(dir: &std::path::Path) -> ExitCode {
+fn finalize(dir: &std::path::Path, clock: ClockSource) -> ExitCode {
     if !dir.exists() {
         log::debug!("{} does not exist: nothing to finalise", dir.display());
         return ExitCode::SUCCESS;
@@ -136,7 +139,7 @@ fn finalize(dir: &std::path::Path) -> ExitCode {
                 return Ok(0);
             }
         };
-        handoff::Handoff::new(dir)?.recover_all()
+        handoff::Handoff::new(dir, clock)?.recover_all()
     })();
     match result {
         Ok(_) => ExitCode::SUCCESS,
@@ -147,7 +150,7 @@ fn finalize(dir: &std::path::Path) -> ExitCode {
     }
 }
 
-fn record(settings: &Settings, dir: std::path::PathBuf) -> ExitCode {
+fn record(settings: &Settings, dir: std::path::PathBuf, clock: ClockSource) -> ExitCode {
     if let Err(e) = gst::init() {
         log::error!("initialising GStreamer: {e}");
         return ExitCode::from(EX_UNAVAILABLE);
@@ -181,7 +184,7 @@ fn record(settings: &Settings, dir: std::path::PathBuf) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let mut handoff = match handoff::Handoff::new(&dir) {
+    let mut handoff = match handoff::Handoff::new(&dir, clock.clone()) {
         Ok(h) => h,
         Err(e) => {
             log::error!("{}", visdcam_daemon::error_chain(&e));
@@ -191,7 +194,7 @@ fn record(settings: &Settings, dir: std::path::PathBuf) -> ExitCode {
     if let Err(e) = handoff.recover_all() {
         log::error!("{}", visdcam_daemon::error_chain(&e));
     }
-    let mut recorder = run::Recorder::new(settings, dir, handoff);
+    let mut recorder = run::Recorder::new(settings, dir, handoff, clock);
     match recorder.run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -16,7 +16,8 @@
 //!   recorder forces one on the first frame past each `SEG_SECONDS` grid point and asks
 //!   splitmuxsink to split there (`split-at-running-time`; `max-size-time` is 0). Segments
 //!   are therefore `SEG_SECONDS` long (± one frame) and start on a keyframe.
-//! - File names come from `format-location-full`: `seg-<wall ms of the first frame>-<tag>.ts.part`.
+//! - File names come from `format-location-full`: `seg-<wall ms of the first frame>-<tag>.ts.part`
+//!   (wall time as [`ClockSource::wall_now`] gives it: a test clock shifts it).
 //! - A pipeline lives for one connection: the run loop drains it to EOS and drops it when the
 //!   camera fails, then builds a new one.
 
@@ -29,6 +30,7 @@ use gstreamer as gst;
 use gstreamer::prelude::*;
 use visdcam_core::recorder::SplitGrid;
 use visdcam_core::segment::SegmentName;
+use visdcam_daemon::clock::ClockSource;
 
 /// Every element the pipeline uses and the Debian package that provides it.
 pub const ELEMENTS: &[(&str, &str)] = &[
@@ -79,6 +81,8 @@ pub struct PipelineConfig {
     /// souphttpsrc's socket timeout: longer than the recorder's own stall timeout, so the
     /// recorder decides (souphttpsrc would retry with a Range header the camera ignores).
     pub socket_timeout_s: u32,
+    /// Wall time for segment names (`VISDCAM_TEST_CLOCK` shifts it in tests).
+    pub clock: ClockSource,
 }
 
 /// Counters the streaming threads update and the run loop reads.
@@ -302,6 +306,7 @@ impl Recording {
             });
 
         let dir = cfg.dir.clone();
+        let clock = cfg.clock.clone();
         let c = counters.clone();
         sink.connect("format-location-full", false, move |args| {
             let el = args[0].get::<gst::Element>().ok()?;
@@ -315,9 +320,10 @@ impl Recording {
                     Some(el.current_running_time()?.saturating_sub(rt))
                 })
                 .unwrap_or(gst::ClockTime::ZERO);
-            let start = SystemTime::now()
+            let now = clock.wall_now();
+            let start = now
                 .checked_sub(Duration::from_nanos(lag.nseconds()))
-                .unwrap_or_else(SystemTime::now);
+                .unwrap_or(now);
             let mut name = SegmentName::new(wall_ms(start), fastrand::u16(..));
             while dir.join(name.partial_name()).exists() || dir.join(name.final_name()).exists() {
                 name.tag = fastrand::u16(..);

@@ -16,6 +16,7 @@ use visdcam_core::config::{HttpUrl, Settings};
 use visdcam_core::ratelimit::{RepeatLimiter, Verdict};
 use visdcam_core::recorder::{session_fault, Activity, Fault, FpsMeter, SessionReport};
 use visdcam_core::segment::SegmentName;
+use visdcam_daemon::clock::ClockSource;
 use visdcam_daemon::notify::Notifier;
 use visdcam_daemon::shutdown;
 
@@ -58,7 +59,12 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    pub fn new(settings: &Settings, dir: PathBuf, handoff: Handoff) -> Recorder {
+    pub fn new(
+        settings: &Settings,
+        dir: PathBuf,
+        handoff: Handoff,
+        clock: ClockSource,
+    ) -> Recorder {
         let url = settings
             .camera_url
             .clone()
@@ -72,6 +78,7 @@ impl Recorder {
             bitrate_kbps: settings.x264_bitrate_kbps,
             keyframe_interval: settings.keyframe_interval,
             socket_timeout_s: settings.stall_timeout_s + 10,
+            clock,
         };
         let budget = Budget::new(settings, dir_for_budget);
         Recorder {
@@ -330,7 +337,10 @@ impl Recorder {
                                         .zip(pipeline.current_running_time())
                                         .and_then(|(rt, now)| {
                                             let lag = now.nseconds().checked_sub(rt)?;
-                                            SystemTime::now().checked_sub(Duration::from_nanos(lag))
+                                            self.cfg
+                                                .clock
+                                                .wall_now()
+                                                .checked_sub(Duration::from_nanos(lag))
                                         });
                                     closed.push((PathBuf::from(loc), end));
                                 }
