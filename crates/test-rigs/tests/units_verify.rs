@@ -1,5 +1,6 @@
 //! The shipped systemd units (`systemd/`) pass `systemd-analyze verify` with no output at all,
-//! their timer expressions parse, and the daemons' sandboxes stay at exposure <= 2.0.
+//! their timer expressions parse, the daemons' sandboxes stay at exposure <= 2.0, and the two
+//! daemons that act on the clock's sync state may read it (`adjtimex`) but never set it.
 //!
 //! Runs on the host, no container: `--root=` points systemd-analyze at a temporary tree with
 //! the host's own units (for `sysinit.target` & co.), ours, and stub executables in /usr/bin.
@@ -162,6 +163,42 @@ fn timer_calendar_expressions_parse_and_mean_ist() {
             assert!(line.contains(expect_utc), "{cal}: {line}");
         }
     }
+}
+
+/// Units whose daemon reads the kernel's clock state (`adjtimex`, `STA_UNSYNC`): the recorder
+/// notes clock offsets while unsynchronised, the uploader waits for the sync.
+const CLOCK_READERS: &[&str] = &["seg@cam1.service", "uploader@cam1.service"];
+
+/// `systemd-analyze security`'s line for `item` (its first column).
+fn security_line(out: &str, item: &str) -> String {
+    out.lines()
+        .find(|l| l.split_whitespace().nth(1) == Some(item))
+        .unwrap_or_else(|| panic!("no {item} line:\n{out}"))
+        .to_string()
+}
+
+#[test]
+fn clock_readers_may_read_the_clock_state_but_not_set_it() {
+    // systemd's own reading of each unit's filters: `ProtectClock=yes` (or a filter without
+    // adjtimex) would leave these daemons blind to chrony's or ntpd's sync.
+    let root = root_with_units(&[]);
+    for unit in CLOCK_READERS {
+        let (_, out) = analyze(root.path(), &["security", "--offline=yes", unit]);
+        let clock = security_line(&out, "SystemCallFilter=~@clock");
+        assert!(clock.contains("adjtimex is allowed"), "{unit}: {clock}");
+        let cap = security_line(&out, "CapabilityBoundingSet=~CAP_SYS_TIME");
+        assert!(
+            cap.contains("cannot change the system clock"),
+            "{unit}: {cap}"
+        );
+    }
+    // The others keep ProtectClock=yes.
+    let (_, out) = analyze(
+        root.path(),
+        &["security", "--offline=yes", "daynight.service"],
+    );
+    let clock = security_line(&out, "SystemCallFilter=~@clock");
+    assert!(clock.contains("@clock is not included"), "{clock}");
 }
 
 #[test]
