@@ -118,12 +118,12 @@ fn main() -> ExitCode {
     let clock = ClockSource::from_env();
     clock.warn_if_test();
     if finalize_only {
-        return finalize(&dir, clock);
+        return finalize(&dir, clock, settings.require_clock_sync);
     }
     record(&settings, dir, clock)
 }
 
-fn finalize(dir: &std::path::Path, clock: ClockSource) -> ExitCode {
+fn finalize(dir: &std::path::Path, clock: ClockSource, notes: bool) -> ExitCode {
     if !dir.exists() {
         log::debug!("{} does not exist: nothing to finalise", dir.display());
         return ExitCode::SUCCESS;
@@ -139,7 +139,7 @@ fn finalize(dir: &std::path::Path, clock: ClockSource) -> ExitCode {
                 return Ok(0);
             }
         };
-        handoff::Handoff::new(dir, clock)?.recover_all()
+        handoff::Handoff::new(dir, clock, notes)?.recover_all()
     })();
     match result {
         Ok(_) => ExitCode::SUCCESS,
@@ -184,7 +184,8 @@ fn record(settings: &Settings, dir: std::path::PathBuf, clock: ClockSource) -> E
             return ExitCode::from(1);
         }
     };
-    let mut handoff = match handoff::Handoff::new(&dir, clock.clone()) {
+    let mut handoff = match handoff::Handoff::new(&dir, clock.clone(), settings.require_clock_sync)
+    {
         Ok(h) => h,
         Err(e) => {
             log::error!("{}", visdcam_daemon::error_chain(&e));

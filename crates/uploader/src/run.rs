@@ -21,7 +21,7 @@
 //! again (and at every start), so a key given read access later gets its check back. STATUS=
 //! and the counters file say while the check is off; the log says so once per start.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::ffi::OsString;
 use std::os::fd::AsFd;
 use std::os::unix::fs::MetadataExt;
@@ -35,7 +35,7 @@ use chrono::{DateTime, Utc};
 use inotify::{Inotify, WatchMask};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use visdcam_core::backoff::Backoff;
-use visdcam_core::clock::{corrected_ns, ClockNotes, NOTES_FILE};
+use visdcam_core::clock::{corrected_ns, ClockNotes, NOTES_FILE, RECORDER_NOTES_FILE};
 use visdcam_core::config::Settings;
 use visdcam_core::rate::Pacer;
 use visdcam_core::ratelimit::{RepeatLimiter, Verdict};
@@ -82,8 +82,12 @@ pub struct Uploader {
     store: Option<Store>,
     cred_locations: visdcam_s3::creds::Locations,
     clock: ClockSource,
+    /// The uploader's own notes: offsets of segments first seen unsynchronised that the
+    /// recorder did not note.
     notes: ClockNotes,
     notes_written: String,
+    /// The recorder's notes of this boot (`.seg-cam-clock`), read at each scan: preferred.
+    recorder_offsets: BTreeMap<String, i64>,
     stats: Stats,
     stats_written: String,
     notifier: Notifier,
@@ -178,6 +182,7 @@ impl Uploader {
             clock,
             notes,
             notes_written: String::new(),
+            recorder_offsets: BTreeMap::new(),
             stats,
             stats_written: String::new(),
             notifier: Notifier::from_env(),
@@ -246,12 +251,16 @@ impl Uploader {
         self.attempt(&seg);
     }
 
-    /// The object time of a segment: its mtime, corrected for clock steps since it was first
-    /// seen if that was before the clock was synchronised.
+    /// The object time of a segment: its mtime, corrected for clock steps since it was noted
+    /// unsynchronised: by the recorder at its hand-off, else by this uploader at first sight.
     fn key_time(&self, seg: &Pending) -> DateTime<Utc> {
         let mut ns = seg.mtime_ns;
         if self.settings.require_clock_sync {
-            if let (Some(then), Some(now)) = (self.notes.offsets.get(&seg.name), self.last_clock) {
+            let then = self
+                .recorder_offsets
+                .get(&seg.name)
+                .or_else(|| self.notes.offsets.get(&seg.name));
+            if let (Some(then), Some(now)) = (then, self.last_clock) {
                 ns = corrected_ns(seg.mtime_ns, *then, now.offset_ns());
             }
         }
@@ -600,10 +609,12 @@ impl Uploader {
         if waiting {
             if let Some(now) = self.last_clock {
                 for p in &self.pending {
-                    self.notes
-                        .offsets
-                        .entry(p.name.clone())
-                        .or_insert_with(|| now.offset_ns());
+                    if !self.recorder_offsets.contains_key(&p.name) {
+                        self.notes
+                            .offsets
+                            .entry(p.name.clone())
+                            .or_insert_with(|| now.offset_ns());
+                    }
                 }
             }
         }
@@ -647,6 +658,12 @@ impl Uploader {
         pending.sort_by_cached_key(|p| visdcam_core::budget::queue_key(p.mtime_ns, &p.name));
         let names: HashSet<&str> = pending.iter().map(|p| p.name.as_str()).collect();
         self.notes.offsets.retain(|n, _| names.contains(n.as_str()));
+        // After the listing: the recorder writes a segment's note before its rename, so every
+        // segment listed above that has a note is in what is read here.
+        let mut recorder =
+            load_notes(&self.dir.join(RECORDER_NOTES_FILE), &self.notes.boot_id).offsets;
+        recorder.retain(|n, _| names.contains(n.as_str()));
+        self.recorder_offsets = recorder;
         self.pending = pending;
         Ok(())
     }

@@ -2,36 +2,44 @@
 //! segments whose mtimes were written before it was.
 //!
 //! A Raspberry Pi has no battery clock: after boot its clock is hours or years off until NTP
-//! steps it. Segments closed before that step carry wrong mtimes. The uploader notes, for each
-//! segment it first sees while the clock is unsynchronised, the offset between `CLOCK_REALTIME`
-//! and `CLOCK_BOOTTIME` (which never steps). Once synchronised, the segment's real time is
+//! steps it. Segments closed before that step carry wrong mtimes. For each segment closed
+//! while the clock is unsynchronised, the offset between `CLOCK_REALTIME` and `CLOCK_BOOTTIME`
+//! (which never steps) is noted. Once synchronised, the segment's real time is
 //! `mtime + (offset_now − offset_then)`: the mtime moved by exactly the step(s) since.
 //!
-//! The notes live in the camera's RAM directory (`.uploader-clock`, see [`ClockNotes`]) so an
-//! uploader restart keeps them; they carry the kernel's boot id, and notes from another boot
-//! are ignored (realtime − boottime offsets of different boots are unrelated).
+//! Two notes files in the camera's RAM directory ([`ClockNotes`]), both carrying the kernel's
+//! boot id (notes from another boot are ignored: realtime − boottime offsets of different
+//! boots are unrelated):
+//! - [`RECORDER_NOTES_FILE`]: the recorder notes each segment at its hand-off, so segments
+//!   closed while no uploader ran (stopped, failed, restarting, started after the sync) are
+//!   still corrected. The uploader prefers this note.
+//! - [`NOTES_FILE`]: the uploader notes segments it first sees unsynchronised that the
+//!   recorder did not note (left by an older recorder, or its note could not be written).
 //!
-//! Tests cannot step the machine's clock, so the uploader reads a test clock file when the
+//! Tests cannot step the machine's clock, so both daemons read a test clock file when the
 //! environment variable [`TEST_CLOCK_ENV`] names one ([`TestClock`]): it replaces the kernel's
-//! sync state and shifts the uploader's view of `CLOCK_REALTIME`.
+//! sync state and shifts the daemons' view of `CLOCK_REALTIME`.
 
 use std::collections::BTreeMap;
 
 /// Environment variable naming a test clock file (tests only; see [`TestClock`]).
 pub const TEST_CLOCK_ENV: &str = "VISDCAM_TEST_CLOCK";
 
-/// File name of the persisted notes in a camera's RAM directory.
+/// File name of the uploader's notes in a camera's RAM directory.
 pub const NOTES_FILE: &str = ".uploader-clock";
+
+/// File name of the recorder's notes (taken at each hand-off) in a camera's RAM directory.
+pub const RECORDER_NOTES_FILE: &str = ".seg-cam-clock";
 
 /// A test's stand-in for the kernel clock state, read from the file named by
 /// [`TEST_CLOCK_ENV`]. Text, one `key=value` per line:
 ///
 /// ```text
 /// synced=no          # yes|no: replaces the kernel's/timesyncd's sync state
-/// offset_s=-18000    # seconds added to CLOCK_REALTIME as the uploader sees it
+/// offset_s=-18000    # seconds added to CLOCK_REALTIME as the daemons see it
 /// ```
 ///
-/// Changing `offset_s` while the uploader runs simulates a clock step.
+/// Changing `offset_s` while a daemon runs simulates a clock step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TestClock {
     pub synced: bool,
@@ -102,12 +110,13 @@ pub fn corrected_ns(mtime_ns: i64, offset_then: i64, offset_now: i64) -> i64 {
     mtime_ns + (offset_now - offset_then)
 }
 
-/// Offsets noted for segments first seen before the clock was synchronised.
+/// Offsets noted for segments closed (recorder) or first seen (uploader) before the clock was
+/// synchronised.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ClockNotes {
     /// `/proc/sys/kernel/random/boot_id` when the notes were taken.
     pub boot_id: String,
-    /// Segment file name → offset (ns) when first seen.
+    /// Final segment file name → offset (ns) when noted.
     pub offsets: BTreeMap<String, i64>,
 }
 

@@ -210,7 +210,8 @@ pub const KEYS: &[KeySpec] = &[
         Scope::Both,
         Kind::Bool,
         Some("yes"),
-        "Upload only once the system clock is synchronised (a Pi has no battery clock).",
+        "Upload only once the system clock is synchronised (a Pi has no battery clock); \
+         segments recorded before then are keyed by when they were really recorded.",
     ),
     key(
         "RATE_KBPS",
