@@ -21,6 +21,7 @@
 //! - A pipeline lives for one connection: the run loop drains it to EOS and drops it when the
 //!   camera fails, then builds a new one.
 
+use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -93,8 +94,34 @@ pub struct Counters {
     /// Milliseconds since `epoch` + 1 of the last part / frame (0: none yet).
     last_part: AtomicU64,
     last_frame: AtomicU64,
-    /// Every `.part` this pipeline opened, in order.
-    opened: Mutex<Vec<PathBuf>>,
+    /// The last `.part` files this pipeline opened: bounded, however long the connection.
+    opened: Mutex<RecentParts>,
+}
+
+/// How many of the `.part` files a pipeline opened it remembers: the one being written and the
+/// one before it. The run loop hands a file off once splitmuxsink reported it closed and the
+/// next fragment opened (its filesink lets go of the old file only then); by the time file N
+/// opens, file N−2's close was reported (N−1 was written in between), so N−2 and every older
+/// file were handed off already. Whatever is still a `.part` when the pipeline stops is handed
+/// off from this list (or, if missed anyway, finalised as a crash leftover at the next start
+/// or by `seg-cam finalize`).
+pub const PARTS_KEPT: usize = 2;
+
+/// The last [`PARTS_KEPT`] paths pushed, oldest first.
+#[derive(Debug, Default)]
+pub struct RecentParts(VecDeque<PathBuf>);
+
+impl RecentParts {
+    pub fn push(&mut self, path: PathBuf) {
+        if self.0.len() == PARTS_KEPT {
+            self.0.pop_front();
+        }
+        self.0.push_back(path);
+    }
+
+    pub fn to_vec(&self) -> Vec<PathBuf> {
+        self.0.iter().cloned().collect()
+    }
 }
 
 impl Counters {
@@ -105,7 +132,7 @@ impl Counters {
             frames: AtomicU64::new(0),
             last_part: AtomicU64::new(0),
             last_frame: AtomicU64::new(0),
-            opened: Mutex::new(Vec::new()),
+            opened: Mutex::new(RecentParts::default()),
         }
     }
 
@@ -139,11 +166,20 @@ impl Counters {
         self.read(&self.last_frame)
     }
 
+    /// The `.part` files this pipeline may not have handed off yet (see [`PARTS_KEPT`]).
     pub fn opened(&self) -> Vec<PathBuf> {
         self.opened
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .clone()
+            .to_vec()
+    }
+
+    /// splitmuxsink opened `path` for the next fragment.
+    fn note_opened(&self, path: PathBuf) {
+        self.opened
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(path);
     }
 }
 
@@ -329,13 +365,33 @@ impl Recording {
                 name.tag = fastrand::u16(..);
             }
             let path = dir.join(name.partial_name());
-            c.opened
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(path.clone());
+            c.note_opened(path.clone());
             Some(path.to_string_lossy().into_owned().to_value())
         });
 
         Ok(Recording { pipeline, counters })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_connection_remembers_only_the_parts_it_may_still_hand_off() {
+        // A day of 2 s segments on one connection: 43 200 splits.
+        let c = Counters::new();
+        let part = |i: u64| PathBuf::from(format!("/mnt/ramcam/cam1/seg-{i}-0a3f.ts.part"));
+        for i in 0..43_200 {
+            c.note_opened(part(i));
+            assert!(
+                c.opened().len() <= 2,
+                "after {} splits: {}",
+                i + 1,
+                c.opened().len()
+            );
+        }
+        // The file being written and the one before it (maybe not reported closed yet).
+        assert_eq!(c.opened(), [part(43_198), part(43_199)]);
     }
 }

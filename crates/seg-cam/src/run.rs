@@ -469,7 +469,8 @@ impl Recorder {
             log::warn!("stopping the pipeline: {e}");
         }
         // Files are closed now: whatever this pipeline opened and splitmuxsink did not close
-        // (drain timed out, write error) is finalised like a crash leftover.
+        // (drain timed out, write error) is finalised like a crash leftover. The counters keep
+        // only the last files opened (`pipeline::PARTS_KEPT`): older ones were handed off.
         for (part, end) in closed {
             self.hand_off(&part, end);
         }
