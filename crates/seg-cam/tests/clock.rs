@@ -192,7 +192,8 @@ fn segments_closed_unsynced_while_no_uploader_ran_get_their_real_time_keys() {
     assert_eq!(keys.len(), seen.len(), "{keys:?}\n{}", logs());
     for (name, at) in &seen {
         let real = unix_secs(*at);
-        let hit = (0..=3).map(|d| key_at(real - d)).find(|k| keys.contains(k));
+        let hit = (0..=3).find(|d| keys.contains(&key_at(real - d)));
+        eprintln!("{name}: key {hit:?} s before it appeared");
         assert!(
             hit.is_some(),
             "{name} appeared at {} but no key is within 3 s before it (the unsynchronised \
