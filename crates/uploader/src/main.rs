@@ -102,6 +102,7 @@ fn main() -> ExitCode {
         region: settings.b2_region.clone(),
         profile: settings.b2_profile.clone(),
         dscp: settings.upload_dscp,
+        object_lock: settings.object_lock,
     };
     if let Err(e) = visdcam_s3::check_config(&cfg) {
         log::error!("{e}");
@@ -117,6 +118,15 @@ fn main() -> ExitCode {
             "using the test clock {} ({}): not for production",
             p.display(),
             visdcam_core::clock::TEST_CLOCK_ENV
+        );
+    }
+    if let Some(lock) = settings.object_lock {
+        log::info!(
+            "OBJECT_LOCK_DAYS={}: every upload is locked against deletion and overwriting for \
+             {} days from its upload ({} mode)",
+            lock.days,
+            lock.days,
+            lock.mode
         );
     }
     if !settings.require_clock_sync {

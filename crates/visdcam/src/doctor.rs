@@ -430,6 +430,7 @@ fn check_bucket(s: &Settings) -> Line {
         region: s.b2_region.clone(),
         profile: s.b2_profile.clone(),
         dscp: None,
+        object_lock: s.object_lock,
     };
     if let Err(e) = Store::check_config(&cfg) {
         return Line::fail(
