@@ -29,6 +29,14 @@
 //! test process itself is SIGKILLed, `PR_SET_PDEATHSIG` still kills the server, but its
 //! temporary directory and sockets stay behind.
 //!
+//! Object Lock: with [`S3Options::object_lock`] the bucket is created with Object Lock (and
+//! so versioning) enabled. SeaweedFS 4.48 stores the retention a PUT asks for
+//! (`x-amz-object-lock-mode`, `-retain-until-date`), answers `GET ?retention` with it, refuses
+//! a versioned `DELETE` of a locked version (403 AccessDenied; governance may be bypassed by
+//! the admin key with `x-amz-bypass-governance-retention`, compliance by nobody), keeps the
+//! locked version when the key is written again, and answers a PUT with retention headers to a
+//! bucket without Object Lock with 400 InvalidRequest, as S3 does.
+//!
 //! Virtual-host style: with [`S3Options::domain_name`] the server also serves
 //! `Host: <bucket>.<domain>:PORT`. Nothing resolves that name, so a client signs for
 //! `http://<bucket>.<domain>:PORT/<key>` (rusty-s3 `UrlStyle::VirtualHost`), then sends the
@@ -104,6 +112,9 @@ pub struct S3Options {
     /// Room for objects, in MiB (volumes of 64 MiB in sparse files; SeaweedFS answers
     /// 500 InternalError once they are full).
     pub capacity_mb: u32,
+    /// Create the bucket with Object Lock enabled (`x-amz-bucket-object-lock-enabled: true`,
+    /// which also turns versioning on), as a B2 bucket with File Lock.
+    pub object_lock: bool,
 }
 
 impl Default for S3Options {
@@ -113,6 +124,7 @@ impl Default for S3Options {
             region: DEFAULT_REGION.into(),
             domain_name: None,
             capacity_mb: 512,
+            object_lock: false,
         }
     }
 }
@@ -180,6 +192,8 @@ pub struct S3Rig {
     secret_key: String,
     /// A key that may only write (no list, no read).
     writer: (String, String),
+    /// A key that may only write, with retention headers too (no list, no read).
+    lock_writer: (String, String),
     server: Option<ChildGuard>,
     agent: ureq::Agent,
 }
@@ -203,8 +217,13 @@ impl S3Rig {
         // refused with 403 AccessDenied.
         let writer_key = format!("VISDWRITE{}", random_alnum(11).to_uppercase());
         let writer_secret = random_alnum(40);
+        // A third key may write and put retention headers on what it writes (B2's writeFiles
+        // with writeFileRetentions): SeaweedFS refuses a PUT with Object Lock headers from a
+        // key without `PutObjectRetention`, as B2 and S3 do. It may not bypass governance.
+        let lock_key = format!("VISDLOCK{}", random_alnum(12).to_uppercase());
+        let lock_secret = random_alnum(40);
         let identities = format!(
-            r#"{{"identities":[{{"name":"visdcam-test","credentials":[{{"accessKey":"{access_key}","secretKey":"{secret_key}"}}],"actions":["Admin","Read","Write","List","Tagging"]}},{{"name":"visdcam-writer","credentials":[{{"accessKey":"{writer_key}","secretKey":"{writer_secret}"}}],"actions":["Write"]}}]}}"#
+            r#"{{"identities":[{{"name":"visdcam-test","credentials":[{{"accessKey":"{access_key}","secretKey":"{secret_key}"}}],"actions":["Admin","Read","Write","List","Tagging"]}},{{"name":"visdcam-writer","credentials":[{{"accessKey":"{writer_key}","secretKey":"{writer_secret}"}}],"actions":["Write"]}},{{"name":"visdcam-lock-writer","credentials":[{{"accessKey":"{lock_key}","secretKey":"{lock_secret}"}}],"actions":["Write","PutObjectRetention"]}}]}}"#
         );
         fs::write(dir.path().join("s3.json"), identities).expect("writing the S3 identities file");
         fs::create_dir(dir.path().join("data")).expect("creating the S3 data directory");
@@ -225,6 +244,7 @@ impl S3Rig {
             access_key,
             secret_key,
             writer: (writer_key, writer_secret),
+            lock_writer: (lock_key, lock_secret),
             server: None,
             agent,
         };
@@ -240,7 +260,11 @@ impl S3Rig {
             fs::remove_file(rig.dir.path().join("weed.log")).expect("removing weed.log");
         }
         let bucket = rig.opts.bucket.clone();
-        rig.create_bucket(&bucket);
+        if rig.opts.object_lock {
+            rig.create_locked_bucket(&bucket);
+        } else {
+            rig.create_bucket(&bucket);
+        }
         rig
     }
 
@@ -322,6 +346,123 @@ impl S3Rig {
         let response = self.agent.put(url.as_str()).send(body.as_bytes());
         let (status, text) = read_text(response, "CreateBucket");
         assert_eq!(status, 200, "CreateBucket {name}: {text}");
+    }
+
+    /// Creates bucket `name` with Object Lock enabled (and so versioning). Panics unless 200.
+    pub fn create_locked_bucket(&self, name: &str) {
+        let bucket = self.bucket_handle(name);
+        let creds = self.credentials();
+        let mut action = bucket.create_bucket(&creds);
+        action
+            .headers_mut()
+            .insert("x-amz-bucket-object-lock-enabled", "true");
+        let body = action.body();
+        let url = action.sign(PRESIGN);
+        let response = self
+            .agent
+            .put(url.as_str())
+            .header("x-amz-bucket-object-lock-enabled", "true")
+            .send(body.as_bytes());
+        let (status, text) = read_text(response, "CreateBucket (Object Lock)");
+        assert_eq!(status, 200, "CreateBucket {name} with Object Lock: {text}");
+    }
+
+    /// The retention of `key`'s latest version (or of `version_id`) in the rig's bucket, as
+    /// the server stored it: `(mode, retain-until date)` as written in its answer, `None` when
+    /// the object has none. Panics on any other answer.
+    pub fn retention(&self, key: &str, version_id: Option<&str>) -> Option<(String, String)> {
+        let bucket = self.bucket_handle(self.bucket());
+        let creds = self.credentials();
+        let mut action = bucket.get_object(Some(&creds), key);
+        action.query_mut().insert("retention", "");
+        if let Some(v) = version_id {
+            action.query_mut().insert("versionId", v.to_owned());
+        }
+        let url = action.sign(PRESIGN);
+        let (status, text) = read_text(self.agent.get(url.as_str()).call(), "GetObjectRetention");
+        // AWS says NoSuchObjectLockConfiguration, SeaweedFS ObjectLockConfigurationNotFoundError.
+        if status == 404
+            && (text.contains("NoSuchObjectLockConfiguration")
+                || text.contains("ObjectLockConfigurationNotFoundError"))
+        {
+            return None;
+        }
+        assert_eq!(status, 200, "GetObjectRetention {key}: {text}");
+        let mode = xml_tag(&text, "Mode").unwrap_or_default();
+        let until = xml_tag(&text, "RetainUntilDate").unwrap_or_default();
+        Some((mode, until))
+    }
+
+    /// The version ids of `key` in the rig's bucket, newest first (`ListObjectVersions`; delete
+    /// markers are left out). Panics unless 200.
+    pub fn versions(&self, key: &str) -> Vec<String> {
+        let bucket = self.bucket_handle(self.bucket());
+        let creds = self.credentials();
+        let mut action = bucket.get_object(Some(&creds), "");
+        action.query_mut().insert("versions", "");
+        action.query_mut().insert("prefix", key.to_owned());
+        let url = action.sign(PRESIGN);
+        let (status, text) = read_text(self.agent.get(url.as_str()).call(), "ListObjectVersions");
+        assert_eq!(status, 200, "ListObjectVersions {key}: {text}");
+        text.split("<Version>")
+            .skip(1)
+            .filter(|v| xml_tag(v, "Key").as_deref() == Some(key))
+            .filter_map(|v| xml_tag(v, "VersionId"))
+            .collect()
+    }
+
+    /// Deletes one version of `key` with the rig's full-rights key, asking to bypass
+    /// governance retention when `bypass_governance`; returns the status and the S3 error code
+    /// (empty on success), whatever they are.
+    pub fn delete_version(
+        &self,
+        key: &str,
+        version_id: &str,
+        bypass_governance: bool,
+    ) -> (u16, String) {
+        let bucket = self.bucket_handle(self.bucket());
+        let creds = self.credentials();
+        let mut action = bucket.delete_object(Some(&creds), key);
+        action
+            .query_mut()
+            .insert("versionId", version_id.to_owned());
+        if bypass_governance {
+            action
+                .headers_mut()
+                .insert("x-amz-bypass-governance-retention", "true");
+        }
+        let url = action.sign(PRESIGN);
+        let mut request = self.agent.delete(url.as_str());
+        if bypass_governance {
+            request = request.header("x-amz-bypass-governance-retention", "true");
+        }
+        let (status, text) = read_text(request.call(), "DeleteObject (version)");
+        (status, xml_tag(&text, "Code").unwrap_or_default())
+    }
+
+    /// Stores `body` under `key` with Object Lock retention `mode` (`GOVERNANCE`,
+    /// `COMPLIANCE`) until `until` (ISO 8601), as an earlier upload would have (to seed a
+    /// test). Panics unless 200.
+    pub fn put_locked_object(&self, key: &str, body: &[u8], mode: &str, until: &str) {
+        let bucket = self.bucket_handle(self.bucket());
+        let creds = self.credentials();
+        let md5 = content_md5(body);
+        let mut action = bucket.put_object(Some(&creds), key);
+        let headers = [
+            ("content-md5", md5.as_str()),
+            ("x-amz-object-lock-mode", mode),
+            ("x-amz-object-lock-retain-until-date", until),
+        ];
+        for (k, v) in headers {
+            action.headers_mut().insert(k, v.to_owned());
+        }
+        let url = action.sign(PRESIGN);
+        let mut request = self.agent.put(url.as_str());
+        for (k, v) in headers {
+            request = request.header(k, v);
+        }
+        let (status, text) = read_text(request.send(body), "PutObject (locked)");
+        assert_eq!(status, 200, "PutObject {key} with retention: {text}");
     }
 
     /// Deletes bucket `name` and everything in it (the server runs with
@@ -477,6 +618,14 @@ impl S3Rig {
         (&self.writer.0, &self.writer.1)
     }
 
+    /// A third key (id, secret) that may write objects with Object Lock retention headers
+    /// (SeaweedFS `PutObjectRetention`), but not list, read or bypass governance: like a B2
+    /// key with `writeFiles` and `writeFileRetentions`. [`S3Rig::write_only_key`]'s PUTs with
+    /// retention headers are refused with 403 AccessDenied.
+    pub fn lock_writer_key(&self) -> (&str, &str) {
+        (&self.lock_writer.0, &self.lock_writer.1)
+    }
+
     /// The last `max` bytes of the server's output, for failure messages.
     pub fn log_tail(&self, max: usize) -> String {
         log_tail(&self.dir.path().join("weed.log"), max)
@@ -623,6 +772,15 @@ fn read_text(
         .read_to_string()
         .unwrap_or_else(|e| format!("(unreadable body: {e})"));
     (status, text)
+}
+
+/// The text of the first `<name>…</name>` in `xml`.
+fn xml_tag(xml: &str, name: &str) -> Option<String> {
+    let open = format!("<{name}>");
+    let close = format!("</{name}>");
+    let start = xml.find(&open)? + open.len();
+    let end = xml[start..].find(&close)? + start;
+    Some(xml[start..end].trim().to_owned())
 }
 
 fn random_alnum(n: usize) -> String {

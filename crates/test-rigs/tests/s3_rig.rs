@@ -299,3 +299,91 @@ fn server_is_ready_for_writes_as_soon_as_start_returns() {
     assert_eq!(status, 200, "{text}");
     assert_eq!(rig.list_objects(), vec![("first.ts".to_owned(), 1000)]);
 }
+
+/// A PUT of `data` to `key` in bucket `name` signed with `(id, secret)`, with Object Lock
+/// retention headers; returns status and body text.
+fn put_with_retention(
+    rig: &S3Rig,
+    name: &str,
+    (id, secret): (&str, &str),
+    key: &str,
+    data: &[u8],
+    until: &str,
+) -> (u16, String) {
+    let creds = Credentials::new(id, secret);
+    let bucket = rig.bucket_handle(name);
+    let md5 = content_md5(data);
+    let headers = [
+        ("content-md5", md5.as_str()),
+        ("x-amz-object-lock-mode", "GOVERNANCE"),
+        ("x-amz-object-lock-retain-until-date", until),
+    ];
+    let mut action = bucket.put_object(Some(&creds), key);
+    for (k, v) in headers {
+        action.headers_mut().insert(k, v.to_owned());
+    }
+    let mut request = agent().put(action.sign(PRESIGN).as_str());
+    for (k, v) in headers {
+        request = request.header(k, v);
+    }
+    let mut response = request.send(data).expect("PUT reached the server");
+    let status = response.status().as_u16();
+    (
+        status,
+        response.body_mut().read_to_string().unwrap_or_default(),
+    )
+}
+
+#[test]
+fn object_lock_bucket_keeps_retention_and_refuses_what_s3_refuses() {
+    let rig = S3Rig::start_with(S3Options {
+        object_lock: true,
+        ..S3Options::default()
+    });
+    let until = "2099-01-02T03:04:05Z";
+    rig.put_object("plain", b"no lock asked");
+    assert_eq!(rig.retention("plain", None), None);
+
+    rig.put_locked_object("k", &body(1000), "GOVERNANCE", until);
+    assert_eq!(
+        rig.retention("k", None),
+        Some(("GOVERNANCE".to_string(), until.to_string()))
+    );
+    let first = rig.versions("k");
+    assert_eq!(first.len(), 1);
+    // Writing the key again adds a version; the locked one stays, and stays locked.
+    rig.put_object("k", b"other bytes");
+    let both = rig.versions("k");
+    assert_eq!(both.len(), 2, "{both:?}");
+    assert_eq!(both[1..], first[..], "newest first");
+    assert_eq!(rig.get_object("k"), b"other bytes");
+    assert_eq!(
+        rig.retention("k", Some(&first[0])),
+        Some(("GOVERNANCE".to_string(), until.to_string()))
+    );
+    assert_eq!(
+        rig.delete_version("k", &first[0], false),
+        (403, "AccessDenied".to_string())
+    );
+    assert_eq!(
+        rig.delete_version("k", &first[0], true),
+        (204, String::new())
+    );
+    assert_eq!(rig.versions("k").len(), 1);
+
+    // Retention headers need the retention right, and a bucket with Object Lock.
+    let data = body(500);
+    let (status, text) =
+        put_with_retention(&rig, rig.bucket(), rig.lock_writer_key(), "w", &data, until);
+    assert_eq!(status, 200, "{text}");
+    let (status, text) =
+        put_with_retention(&rig, rig.bucket(), rig.write_only_key(), "w", &data, until);
+    assert_eq!(status, 403, "{text}");
+    assert!(text.contains("<Code>AccessDenied</Code>"), "{text}");
+    rig.create_bucket("no-lock");
+    let full = (rig.access_key().to_owned(), rig.secret_key().to_owned());
+    let (status, text) = put_with_retention(&rig, "no-lock", (&full.0, &full.1), "w", &data, until);
+    assert_eq!(status, 400, "{text}");
+    assert!(text.contains("<Code>InvalidRequest</Code>"), "{text}");
+    assert!(rig.list_objects_in("no-lock").is_empty());
+}

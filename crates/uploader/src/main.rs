@@ -101,6 +101,7 @@ fn main() -> ExitCode {
         region: settings.b2_region.clone(),
         profile: settings.b2_profile.clone(),
         dscp: settings.upload_dscp,
+        object_lock: settings.object_lock,
     };
     if let Err(e) = visdcam_s3::check_config(&cfg) {
         log::error!("{e}");
@@ -112,6 +113,15 @@ fn main() -> ExitCode {
     }
     let clock = visdcam_daemon::clock::ClockSource::from_env();
     clock.warn_if_test();
+    if let Some(lock) = settings.object_lock {
+        log::info!(
+            "OBJECT_LOCK_DAYS={}: every upload is locked against deletion and overwriting for \
+             {} days from its upload ({} mode)",
+            lock.days,
+            lock.days,
+            lock.mode
+        );
+    }
     if !settings.require_clock_sync {
         log::info!("REQUIRE_CLOCK_SYNC=no: uploading without waiting for clock sync");
     }

@@ -20,6 +20,11 @@
 //! stops asking — no `HEAD` for the next segments for [`DUPLICATE_REPROBE`], then one probe
 //! again (and at every start), so a key given read access later gets its check back. STATUS=
 //! and the counters file say while the check is off; the log says so once per start.
+//!
+//! With `OBJECT_LOCK_DAYS`, every PUT carries Object Lock retention headers (`visdcam-s3`). A
+//! bucket without Object Lock refuses them ([`Failure::Config`]): that is logged once, shown
+//! in STATUS=, and tried again every [`CONFIG_RECHECK`], never uploaded without the lock; the
+//! segments wait under the RAM budget meanwhile.
 
 use std::collections::{BTreeMap, HashSet};
 use std::ffi::OsString;
@@ -54,6 +59,11 @@ const RESCAN_EVERY: Duration = Duration::from_secs(10);
 /// After a refused `HEAD` (a key that may not read), how long segments go up without one
 /// before the next upload probes again.
 pub const DUPLICATE_REPROBE: Duration = Duration::from_secs(3600);
+
+/// After a refusal only a change to the bucket or the configuration cures ([`Failure::Config`]:
+/// `OBJECT_LOCK_DAYS` on a bucket without Object Lock), the wait before the next try: long
+/// enough not to hammer the store, short enough that uploads resume soon after the fix.
+pub const CONFIG_RECHECK: Duration = Duration::from_secs(300);
 
 /// STATUS= says the uploader is waiting for the store once nothing moved for this long.
 const SILENCE_SHOWN: Duration = Duration::from_secs(2);
@@ -111,6 +121,8 @@ pub struct Uploader {
     head_refused_at: Option<Instant>,
     /// The duplicate check being off was logged (once per start).
     duplicate_off_logged: bool,
+    /// The configuration refusal last logged ([`Failure::Config`]), until an upload works.
+    config_refusal: Option<String>,
 }
 
 fn unix_now() -> i64 {
@@ -201,6 +213,7 @@ impl Uploader {
             net_silent: None,
             head_refused_at: None,
             duplicate_off_logged: false,
+            config_refusal: None,
         })
     }
 
@@ -373,6 +386,7 @@ impl Uploader {
                     );
                 }
                 self.stats.last_error.clear();
+                self.config_refusal = None;
                 self.transient.reset();
                 self.refused.reset();
                 self.next_attempt = None;
@@ -497,12 +511,17 @@ impl Uploader {
         if shutdown::requested() {
             return;
         }
+        if let Failure::Config { why } = &f {
+            self.fail_config(why.clone());
+            return;
+        }
         let (delay, loud) = match &f {
             Failure::Transient { retry_after, .. } => {
                 let backoff = self.transient.next(fastrand::f64());
                 (retry_delay(*retry_after, backoff), false)
             }
-            Failure::Refused { .. } => {
+            // `Config` went to `fail_config` above.
+            Failure::Refused { .. } | Failure::Config { .. } => {
                 self.refused_with = Some(visdcam_s3::creds::fingerprint(&self.cred_locations));
                 (self.refused.next(fastrand::f64()), true)
             }
@@ -531,6 +550,27 @@ impl Uploader {
         }
         self.stats.last_error = f.why().to_string();
         self.next_attempt = Some(Instant::now() + delay);
+        self.publish();
+    }
+
+    /// A refusal only a change to the bucket or the configuration cures (`OBJECT_LOCK_DAYS` on
+    /// a bucket without Object Lock): said once at error level, tried again every
+    /// [`CONFIG_RECHECK`]; meanwhile segments wait under the RAM budget like any backlog.
+    fn fail_config(&mut self, why: String) {
+        if self.config_refusal.as_deref() == Some(why.as_str()) {
+            log::debug!("still refused: {why}");
+        } else {
+            log::error!(
+                "upload refused: {why}. Nothing is uploaded until then: segments wait in {} \
+                 (past RAM_BUDGET_MB={} the oldest are dropped); tried again every {} min",
+                self.dir.display(),
+                self.settings.ram_budget_mb,
+                CONFIG_RECHECK.as_secs() / 60
+            );
+            self.config_refusal = Some(why.clone());
+        }
+        self.stats.last_error = why;
+        self.next_attempt = Some(Instant::now() + CONFIG_RECHECK);
         self.publish();
     }
 

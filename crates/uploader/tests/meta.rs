@@ -48,6 +48,7 @@ fn segments_carry_their_start_time_and_md5() {
             region: Some(rig.region().into()),
             profile: "b2".into(),
             dscp: None,
+            object_lock: None,
         },
         Locations {
             credentials: vec![env.creds.clone()],

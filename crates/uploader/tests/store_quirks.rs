@@ -197,6 +197,7 @@ fn direct_store(rig: &S3Rig, env: &Env) -> Store {
             region: Some(rig.region().into()),
             profile: "b2".into(),
             dscp: None,
+            object_lock: None,
         },
         Locations {
             credentials: vec![env.creds.clone()],

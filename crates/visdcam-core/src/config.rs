@@ -15,6 +15,7 @@ use crate::camvars;
 use crate::envfile;
 use crate::error::{Classify, ErrorKind};
 use crate::keys::KeyTemplate;
+use crate::objectlock::{LockMode, ObjectLock};
 use crate::units::validate_camera_name;
 
 /// Where a key may be set.
@@ -222,6 +223,28 @@ pub const KEYS: &[KeySpec] = &[
         },
         Some("0"),
         "Upload cap for this camera in KiB/s (1024 bytes per second, like pv -L); 0 = none.",
+    ),
+    key(
+        "OBJECT_LOCK_DAYS",
+        Scope::Both,
+        Kind::Int {
+            min: 0,
+            max: crate::objectlock::MAX_DAYS as u64,
+        },
+        Some("0"),
+        "Days each uploaded segment is locked against deletion and overwriting, counted from \
+         its upload (S3 Object Lock; B2 calls it File Lock, and the bucket must have it \
+         enabled); 0 = no lock. Locked footage cannot be deleted early and is billed until \
+         then: docs/guide/b2-credentials.md.",
+    ),
+    key(
+        "OBJECT_LOCK_MODE",
+        Scope::Both,
+        Kind::Choice(&["governance", "compliance"]),
+        Some("governance"),
+        "With OBJECT_LOCK_DAYS: governance lets a key with the bypass right (B2's \
+         bypassGovernance, the owner's, never the Pi's) delete early; compliance lets nobody, \
+         not even the account owner.",
     ),
     key(
         "UPLOAD_DSCP",
@@ -592,6 +615,8 @@ pub struct Settings {
     pub rate_kbps: u64,
     /// DSCP code point (0..=63), `None` to leave sockets unmarked.
     pub upload_dscp: Option<u8>,
+    /// `OBJECT_LOCK_DAYS` and `OBJECT_LOCK_MODE`; `None` when uploads are not locked.
+    pub object_lock: Option<ObjectLock>,
     pub x264_preset: String,
     pub x264_bitrate_kbps: u32,
     pub keyframe_interval: u32,
@@ -831,7 +856,7 @@ impl Resolver<'_> {
         self.req(name, |v| {
             options
                 .iter()
-                .find(|o| **o == v)
+                .find(|o| o.eq_ignore_ascii_case(v))
                 .map(|o| o.to_string())
                 .ok_or_else(|| format!("`{v}` is not an option"))
         })
@@ -986,6 +1011,12 @@ pub fn load(
         require_clock_sync: r.req("REQUIRE_CLOCK_SYNC", parse_bool)?,
         rate_kbps: r.int("RATE_KBPS")?,
         upload_dscp: r.req("UPLOAD_DSCP", parse_dscp)?,
+        object_lock: ObjectLock::from_days(
+            r.int("OBJECT_LOCK_DAYS")? as u32,
+            r.req("OBJECT_LOCK_MODE", |v| {
+                LockMode::parse(v).map_err(|_| format!("`{v}` is not an option"))
+            })?,
+        ),
         x264_preset: r.choice("X264_PRESET")?,
         x264_bitrate_kbps: r.int("X264_BITRATE_KBPS")? as u32,
         keyframe_interval: r.int("KEYFRAME_INTERVAL")? as u32,
@@ -1052,9 +1083,10 @@ pub fn reference_markdown() -> String {
          another directory.\n\n\
          Syntax: `KEY=VALUE` as systemd's `EnvironmentFile=` reads it: blank lines and lines \
          starting with `#` or `;` are ignored, values may be quoted (`\"...\"` with `\\\"`, \
-         `\\\\`, `\\$` escapes, or `'...'` literally), a trailing `\\` continues a line. A key \
-         set twice in one file, an unknown key or a value out of range is an error that names \
-         `file:line`, the key and what is allowed.\n\n\
+         `\\\\`, `\\$` escapes, or `'...'` literally), a trailing `\\` continues a line. A choice \
+         (`one of ...`) may be written in any case. A key set twice in one file, an unknown \
+         key or a value out of range is an error that names `file:line`, the key and what is \
+         allowed.\n\n\
          Scope: *global* keys only in `visdcam.conf`, *camera* keys only in a camera's file, \
          *both* in either.\n\n\
          | Key | Scope | Allowed | Default | Meaning |\n|---|---|---|---|---|\n",

@@ -125,12 +125,18 @@ pub enum Failure {
     /// The store refuses us (bad key, no bucket, clock skew, bad request): nothing will work
     /// until a person acts. Retry slowly and say so loudly.
     Refused { why: String },
+    /// The store refuses what the configuration asks of it (`OBJECT_LOCK_DAYS` on a bucket
+    /// without Object Lock); `why` names the fix. Nothing changes until the bucket or the
+    /// configuration does: check again rarely, and say it once.
+    Config { why: String },
 }
 
 impl Failure {
     pub fn why(&self) -> &str {
         match self {
-            Failure::Transient { why, .. } | Failure::Refused { why } => why,
+            Failure::Transient { why, .. } | Failure::Refused { why } | Failure::Config { why } => {
+                why
+            }
         }
     }
 }
@@ -165,6 +171,9 @@ pub fn s3_error(body: &str) -> (Option<String>, Option<String>) {
 pub enum Op {
     /// `PutObject` (B2 `writeFiles`).
     Put,
+    /// `PutObject` with Object Lock retention headers (B2 `writeFiles` and
+    /// `writeFileRetentions`).
+    PutLocked,
     /// `ListObjectsV2` (B2 `listFiles`).
     List,
     /// `GetObject` (B2 `readFiles`).
@@ -173,6 +182,8 @@ pub enum Op {
     Head,
     /// `HeadBucket` (any key allowed on the bucket).
     HeadBucket,
+    /// `GetObjectLockConfiguration` (B2 `readBucketRetentions`).
+    GetBucketLock,
 }
 
 impl Op {
@@ -180,9 +191,16 @@ impl Op {
     pub fn capability(self) -> &'static str {
         match self {
             Op::Put => "B2's writeFiles capability (s3:PutObject)",
+            Op::PutLocked => {
+                "B2's writeFiles and writeFileRetentions capabilities (s3:PutObject and \
+                 s3:PutObjectRetention)"
+            }
             Op::List => "B2's listFiles capability (s3:ListBucket)",
             Op::Get | Op::Head => "B2's readFiles capability (s3:GetObject)",
             Op::HeadBucket => "access to this bucket (a B2 key restricted to another bucket?)",
+            Op::GetBucketLock => {
+                "B2's readBucketRetentions capability (s3:GetBucketObjectLockConfiguration)"
+            }
         }
     }
 }
@@ -210,6 +228,14 @@ pub fn classify_error_for(
     }
     if let Some(m) = &message {
         why.push_str(&format!(": {m}"));
+    }
+    if op == Op::PutLocked && crate::objectlock::bucket_lacks_lock(status, code.as_deref()) {
+        why.push_str(&format!(
+            " (the bucket refuses the retention headers OBJECT_LOCK_DAYS asks for: it has no \
+             Object Lock; {})",
+            crate::objectlock::FIX_NO_LOCK
+        ));
+        return Failure::Config { why };
     }
     let cap = op.capability();
     let hint = match (status, code.as_deref()) {
@@ -612,6 +638,45 @@ mod tests {
             classify_error(403, None, denied),
             classify_error_for(Op::Put, 403, None, denied)
         );
+    }
+
+    #[test]
+    fn a_locked_put_refused_for_want_of_object_lock_is_a_config_failure_naming_the_fix() {
+        let seaweed = "<Error><Code>InvalidRequest</Code><Message>Invalid Request</Message>\
+                       </Error>";
+        assert_eq!(
+            classify_error_for(Op::PutLocked, 400, None, seaweed),
+            Failure::Config {
+                why: "HTTP 400 InvalidRequest: Invalid Request (the bucket refuses the retention \
+                      headers OBJECT_LOCK_DAYS asks for: it has no Object Lock; enable Object \
+                      Lock (B2: File Lock) on the bucket, or unset OBJECT_LOCK_DAYS)"
+                    .into()
+            }
+        );
+        // The same answer to a PUT without retention headers is a plain refusal.
+        assert!(matches!(
+            classify_error_for(Op::Put, 400, None, seaweed),
+            Failure::Refused { .. }
+        ));
+        // Other refusals of a locked PUT keep their meaning; a 403 names the retention
+        // capability the key may lack.
+        let denied = "<Error><Code>AccessDenied</Code><Message>Access Denied.</Message></Error>";
+        match classify_error_for(Op::PutLocked, 403, None, denied) {
+            Failure::Refused { why } => assert!(
+                why.contains("writeFiles and writeFileRetentions capabilities"),
+                "{why}"
+            ),
+            f => panic!("{f:?}"),
+        }
+        let digest = "<Error><Code>BadDigest</Code></Error>";
+        assert!(matches!(
+            classify_error_for(Op::PutLocked, 400, None, digest),
+            Failure::Refused { .. }
+        ));
+        assert!(matches!(
+            classify_error_for(Op::PutLocked, 503, None, ""),
+            Failure::Transient { .. }
+        ));
     }
 
     #[test]

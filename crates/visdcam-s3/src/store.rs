@@ -17,6 +17,13 @@
 //! an object already under the key is replaced (B2 keeps the older one as a hidden version);
 //! variants exist only to avoid replacing *other* bytes, which such a key cannot see.
 //!
+//! With [`StoreConfig::object_lock`] every PUT also carries the signed Object Lock headers
+//! (`x-amz-object-lock-mode`, `x-amz-object-lock-retain-until-date`, dated from the moment the
+//! PUT is signed); a bucket without Object Lock refuses them, which is a
+//! [`Failure::Config`] naming the fix. Writing a key that holds a locked object adds a version
+//! and leaves the locked one in place (Object Lock implies versioning), so neither a variant
+//! nor a repeated PUT can lose locked footage. `GET ?object-lock` reads the bucket's setting.
+//!
 //! Reading: `ListObjectsV2` page by page, `HEAD` with the object's metadata, `GET` streamed to
 //! a writer with its size and MD5 checked, and presigned `GET` URLs for players.
 //!
@@ -34,6 +41,7 @@ use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
 use ureq::unversioned::resolver::DefaultResolver;
 use ureq::unversioned::transport::{Connector, RustlsConnector};
 use visdcam_core::config::AddressingStyle;
+use visdcam_core::objectlock::{BucketLock, ObjectLock};
 use visdcam_core::rate::Pacer;
 use visdcam_core::upload::{
     classify_error_for, classify_put_success, holds_same_bytes, key_variant, parse_retry_after,
@@ -67,6 +75,9 @@ pub struct StoreConfig {
     pub profile: String,
     /// DSCP mark of every connection (`UPLOAD_DSCP`); `None` leaves the socket's default.
     pub dscp: Option<u8>,
+    /// Every PUT carries Object Lock retention headers for this lock (`OBJECT_LOCK_DAYS`,
+    /// `OBJECT_LOCK_MODE`), its date counted from the moment the PUT is signed.
+    pub object_lock: Option<ObjectLock>,
 }
 
 /// How long any one network wait may take.
@@ -480,12 +491,19 @@ impl Store {
                 )
             })
             .collect();
+        let retention = self
+            .cfg
+            .object_lock
+            .map(|lock| lock.retention_at(chrono::Utc::now()).headers());
         let mut action = t.bucket.put_object(Some(&t.creds), &key);
         action
             .headers_mut()
             .insert("content-md5", prep.md5_b64.clone());
         for (name, value) in &meta {
             action.headers_mut().insert(name.clone(), value.to_string());
+        }
+        for (name, value) in retention.iter().flatten() {
+            action.headers_mut().insert(*name, value.clone());
         }
         let url = action.sign(PRESIGN);
         let size = prep.size;
@@ -507,6 +525,9 @@ impl Store {
             .header("expect", "100-continue");
         for (name, value) in &meta {
             request = request.header(name.as_str(), *value);
+        }
+        for (name, value) in retention.iter().flatten() {
+            request = request.header(*name, value.as_str());
         }
         let result = request.send(ureq::SendBody::from_reader(&mut body));
         let mut r = match result {
@@ -534,7 +555,12 @@ impl Store {
                 PutOutcome::Failed(f) => Err(f),
             };
         }
-        Err(answer_error(Op::Put, &mut r).into())
+        let op = if retention.is_some() {
+            Op::PutLocked
+        } else {
+            Op::Put
+        };
+        Err(answer_error(op, &mut r).into())
     }
 
     /// The key to PUT under, from `HEAD`s of `base_key` and its variants: the first with no
@@ -786,6 +812,35 @@ impl Store {
             message,
             failure: classify_error_for(Op::HeadBucket, status, retry_after, &text),
         })
+    }
+
+    /// The bucket's Object Lock configuration (`GET /<bucket>/?object-lock`). A bucket that
+    /// never had Object Lock answers 404 `ObjectLockConfigurationNotFoundError`: not enabled.
+    /// A key that may not read it (B2 without `readBucketRetentions`) is refused with 403.
+    pub fn object_lock_configuration(&self) -> Result<BucketLock, StoreError> {
+        let t = self.target()?;
+        let mut action = t.bucket.get_object(Some(&t.creds), "");
+        action.query_mut().insert("object-lock", "");
+        let url = action.sign(PRESIGN);
+        let mut r = self
+            .agent
+            .get(url.as_str())
+            .call()
+            .map_err(|e| StoreError::Transport(transport_failure("GET ?object-lock", &e)))?;
+        if r.status().is_success() {
+            return Ok(BucketLock::parse(&error_text(&mut r)));
+        }
+        match answer_error(Op::GetBucketLock, &mut r) {
+            StoreError::Answer {
+                status: 404,
+                code: Some(c),
+                ..
+            } if c == "ObjectLockConfigurationNotFoundError" => Ok(BucketLock {
+                enabled: false,
+                default: None,
+            }),
+            e => Err(e),
+        }
     }
 
     /// Which capabilities the key has besides writing (which cannot be probed without writing):

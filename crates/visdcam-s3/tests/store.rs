@@ -23,6 +23,7 @@ fn config(rig: &S3Rig) -> StoreConfig {
         region: Some(rig.region().to_string()),
         profile: "b2".into(),
         dscp: None,
+        object_lock: None,
     }
 }
 

@@ -1,7 +1,8 @@
 //! `doctor`: every check in one go, one line per check: `✔` passed, `✘` failed (with the fix),
 //! `–` could not be checked here (with what would make it checkable). Configuration, bucket
 //! credentials (present, accepted by a signed HEAD on the bucket, and what the key may do
-//! besides writing: list, read), clock synchronisation,
+//! besides writing: list, read), the bucket's Object Lock when `OBJECT_LOCK_DAYS` asks for it
+//! (one `GET ?object-lock`), clock synchronisation,
 //! each camera's MJPEG stream, the RAM disk, GStreamer plugins, units enabled and where logs go.
 //!
 //! Every check that waits on something outside the process runs in its own thread with its
@@ -17,6 +18,7 @@ use std::time::{Duration, Instant};
 use visdcam_core::cli::{format_size, LogStorage};
 use visdcam_core::clock::{SyncEvidence, TestClock, TEST_CLOCK_ENV};
 use visdcam_core::config::Settings;
+use visdcam_core::objectlock::{BucketLock, ObjectLock};
 use visdcam_core::units::{self, camera_units};
 use visdcam_daemon::clock::{kernel_unsync, TIMESYNCD_FLAG};
 use visdcam_daemon::config::{camera_path, global_path, load_camera_from, load_global_from};
@@ -222,17 +224,25 @@ pub fn run(ctx: &Ctx) -> fail::Result<()> {
     } else {
         cameras.clone()
     };
+    let bucket_id = |s: &Settings| {
+        format!(
+            "{:?} {:?} {:?} {} {:?}",
+            s.b2_endpoint, s.b2_bucket, s.b2_region, s.b2_profile, s.b2_addressing_style
+        )
+    };
     let mut bucket_seen = Vec::new();
     let mut buckets = Vec::new();
     for s in &effective {
-        let id = format!(
-            "{:?} {:?} {:?} {} {:?}",
-            s.b2_endpoint, s.b2_bucket, s.b2_region, s.b2_profile, s.b2_addressing_style
-        );
+        let id = bucket_id(s);
         if !bucket_seen.contains(&id) {
+            // Object Lock is asked of this bucket when any camera uploading to it asks.
+            let lock = effective
+                .iter()
+                .filter(|o| bucket_id(o) == id)
+                .find_map(|o| o.object_lock.map(|l| (o.origin_of("OBJECT_LOCK_DAYS"), l)));
             bucket_seen.push(id);
             let s = s.clone();
-            buckets.push(Pending::spawn(move || check_bucket(&s)));
+            buckets.push(Pending::spawn(move || check_bucket(&s, lock)));
         }
     }
 
@@ -259,12 +269,12 @@ pub fn run(ctx: &Ctx) -> fail::Result<()> {
         .collect();
     let gst = Pending::spawn(check_gstreamer);
 
-    // Credentials and bucket.
+    // Credentials and bucket (and its Object Lock when a camera asks for it).
     for p in &buckets {
-        r.print(
-            p.wait(deadline)
-                .unwrap_or_else(|| hung("bucket", "the HEAD request to B2_ENDPOINT")),
-        );
+        match p.wait(deadline) {
+            Some(lines) => lines.into_iter().for_each(|l| r.print(l)),
+            None => r.print(hung("bucket", "the HEAD request to B2_ENDPOINT")),
+        }
     }
     if effective.is_empty() {
         r.print(Line::skip(
@@ -412,13 +422,82 @@ fn credentials_line(e: &CredError, profile: &str) -> Line {
     }
 }
 
+/// The credentials and bucket line, then, when `lock` (where `OBJECT_LOCK_DAYS` is set, and
+/// the lock) is given and the bucket accepted the key, the Object Lock line.
+fn check_bucket(s: &Settings, lock: Option<(String, ObjectLock)>) -> Vec<Line> {
+    let (line, store) = check_bucket_access(s);
+    let mut lines = vec![line];
+    if let (Some(store), Some((origin, lock))) = (store, lock) {
+        lines.push(lock_line(&store, &origin, lock));
+    }
+    lines
+}
+
+/// Whether the bucket has the Object Lock the uploads will ask for: one `GET ?object-lock`.
+fn lock_line(store: &Store, origin: &str, lock: ObjectLock) -> Line {
+    let bucket = &store.config().bucket;
+    let asked = format!(
+        "OBJECT_LOCK_DAYS={} ({origin}, {} mode)",
+        lock.days, lock.mode
+    );
+    match store.object_lock_configuration() {
+        Ok(BucketLock {
+            enabled: true,
+            default,
+        }) => {
+            let default = match default {
+                Some(d) => format!(
+                    "; objects uploaded without a lock get the bucket's default, {} mode for {} \
+                     days",
+                    d.mode, d.days
+                ),
+                None => String::new(),
+            };
+            Line::pass(format!(
+                "object lock: bucket {bucket} has Object Lock on, as \
+                 {asked} needs{default}"
+            ))
+        }
+        Ok(BucketLock { enabled: false, .. }) => Line::fail(
+            format!(
+                "object lock: {asked}, but bucket {bucket} has no Object Lock: it refuses every \
+                 upload"
+            ),
+            format!(
+                "{} (B2 web UI: the bucket's Object Lock setting; it cannot be turned off \
+                 again)",
+                visdcam_core::objectlock::FIX_NO_LOCK
+            ),
+        ),
+        Err(StoreError::Answer { status: 403, .. }) => Line::skip(
+            format!(
+                "object lock: {asked}; the key may not read whether bucket {bucket} has Object \
+                 Lock (B2's readBucketRetentions), as suits the Pi"
+            ),
+            "the uploader's first upload tells: without Object Lock on the bucket it is \
+             refused, and STATUS and the log say so",
+        ),
+        Err(e) => Line::skip(
+            format!(
+                "object lock: {asked}; reading bucket {bucket}'s Object Lock setting failed: {}",
+                visdcam_s3::Failure::from(e).why()
+            ),
+            "run doctor again; the uploader's first upload tells as well",
+        ),
+    }
+}
+
 /// Credentials and bucket through the uploader's own S3 client: the same files, the same
-/// signing, the same error table; only the timeouts are doctor's.
-fn check_bucket(s: &Settings) -> Line {
+/// signing, the same error table; only the timeouts are doctor's. The store is returned when
+/// the bucket accepted the key.
+fn check_bucket_access(s: &Settings) -> (Line, Option<Store>) {
     let (Some(endpoint), Some(bucket)) = (&s.b2_endpoint, &s.b2_bucket) else {
-        return Line::fail(
-            "bucket: B2_ENDPOINT and B2_BUCKET are not both set",
-            "set them in /etc/visdcam/visdcam.conf",
+        return (
+            Line::fail(
+                "bucket: B2_ENDPOINT and B2_BUCKET are not both set",
+                "set them in /etc/visdcam/visdcam.conf",
+            ),
+            None,
         );
     };
     let cfg = StoreConfig {
@@ -428,11 +507,15 @@ fn check_bucket(s: &Settings) -> Line {
         region: s.b2_region.clone(),
         profile: s.b2_profile.clone(),
         dscp: None,
+        object_lock: s.object_lock,
     };
     if let Err(e) = Store::check_config(&cfg) {
-        return Line::fail(
-            format!("bucket: {e}"),
-            "fix B2_ENDPOINT, B2_BUCKET or B2_ADDRESSING_STYLE",
+        return (
+            Line::fail(
+                format!("bucket: {e}"),
+                "fix B2_ENDPOINT, B2_BUCKET or B2_ADDRESSING_STYLE",
+            ),
+            None,
         );
     }
     let timeouts = Timeouts {
@@ -444,23 +527,29 @@ fn check_bucket(s: &Settings) -> Line {
     let store = Store::with_timeouts(cfg, Locations::for_cli(), timeouts);
     let loaded = match store.credentials() {
         Ok(l) => l,
-        Err(e) => return credentials_line(&e, &s.b2_profile),
+        Err(e) => return (credentials_line(&e, &s.b2_profile), None),
     };
     let profile = format!("{} profile [{}]", loaded.source.display(), s.b2_profile);
     let accepted = format!("credentials: {profile} accepted by bucket {bucket} at {endpoint}");
     let (status, code) = match store.probe_bucket() {
-        Ok(()) => return access_line(&accepted, store.probe_access()),
-        Err(StoreError::Credentials(e)) => return credentials_line(&e, &s.b2_profile),
+        Ok(()) => return (access_line(&accepted, store.probe_access()), Some(store)),
+        Err(StoreError::Credentials(e)) => return (credentials_line(&e, &s.b2_profile), None),
         Err(StoreError::Config(e)) => {
-            return Line::fail(
-                format!("bucket: {e}"),
-                "fix B2_ENDPOINT, B2_BUCKET or B2_ADDRESSING_STYLE",
+            return (
+                Line::fail(
+                    format!("bucket: {e}"),
+                    "fix B2_ENDPOINT, B2_BUCKET or B2_ADDRESSING_STYLE",
+                ),
+                None,
             )
         }
         Err(StoreError::Transport(f)) => {
-            return Line::fail(
-                format!("bucket: cannot reach {endpoint}: {}", f.why()),
-                "check the network and B2_ENDPOINT",
+            return (
+                Line::fail(
+                    format!("bucket: cannot reach {endpoint}: {}", f.why()),
+                    "check the network and B2_ENDPOINT",
+                ),
+                None,
             )
         }
         Err(StoreError::Answer { status, code, .. }) => (status, code.unwrap_or_default()),
@@ -470,10 +559,12 @@ fn check_bucket(s: &Settings) -> Line {
     } else {
         format!("{status} {code}")
     };
-    match (status, code.as_str()) {
+    let line = match (status, code.as_str()) {
         // Signed right, but not allowed to look at the bucket: a key that may only write
         // (B2's writeFiles alone) is refused the HEAD of the bucket on some stores.
-        (403, "AccessDenied") => access_line(&accepted, store.probe_access()),
+        (403, "AccessDenied") => {
+            return (access_line(&accepted, store.probe_access()), Some(store));
+        }
         (404, _) | (_, "NoSuchBucket") => Line::fail(
             format!("bucket: {bucket} does not exist at {endpoint} (HEAD answered {answer})"),
             "check B2_BUCKET (the bucket's name, not its id), or create the bucket",
@@ -501,7 +592,8 @@ fn check_bucket(s: &Settings) -> Line {
             format!("bucket: {bucket} at {endpoint}: HEAD answered {answer}"),
             "check B2_ENDPOINT and the bucket's state",
         ),
-    }
+    };
+    (line, None)
 }
 
 /// The credentials line of a key the bucket accepted, with what it may do besides writing.

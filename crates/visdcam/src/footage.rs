@@ -140,6 +140,7 @@ impl Library {
                 .clone()
                 .unwrap_or_else(|| settings.b2_profile.clone()),
             dscp: None,
+            object_lock: None,
         };
         Store::check_config(&cfg).map_err(Failure::usage)?;
         let mut locations = Locations::from_env();

@@ -1,7 +1,8 @@
 //! `visdcam doctor`, the real binary, against a real S3 server (test-rigs' SeaweedFS rig) and
 //! real camera doubles: every check's ✔ line on a good setup (a write-only key's too, with what
-//! it may not do), and the ✘ line with its fix for
-//! each thing that goes wrong (wrong secret, missing bucket, refused camera, a web page instead
+//! it may not do; the bucket's Object Lock when asked), and the ✘ line with its fix for
+//! each thing that goes wrong (wrong secret, missing bucket, a bucket without the Object Lock
+//! `OBJECT_LOCK_DAYS` asks for, refused camera, a web page instead
 //! of a stream, a busy stream, a stalled or corrupt stream, no RAM disk, invalid configuration,
 //! clock not synchronised). No system bus is reachable in those, so the units line is `–`;
 //! the last test boots a real systemd in a container for the unit lines and for a stream held
@@ -19,7 +20,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use camera_double::{CameraDouble, Fault, Options};
-use test_rigs::s3::S3Rig;
+use test_rigs::s3::{S3Options, S3Rig};
 
 /// doctor's own deadline is 25 s; it must have printed everything and exited by then.
 const RUN_BOUND: Duration = Duration::from_secs(35);
@@ -277,6 +278,78 @@ fn write_only_key_passes_and_says_it_cannot_list_or_read() {
     let l = doctor(&s, &[]).passes("credentials:").to_string();
     assert!(l.contains("the key can list and read"), "{l}");
     assert!(l.contains("a write-only key is safer on the Pi"), "{l}");
+}
+
+#[test]
+fn object_lock_asked_of_the_bucket_is_checked() {
+    let rig = S3Rig::start_with(S3Options {
+        object_lock: true,
+        ..S3Options::default()
+    });
+    rig.create_bucket("no-lock");
+    let with_lock = |bucket: Option<&str>| {
+        let s = setup(
+            &format!(
+                "{}OBJECT_LOCK_DAYS=30\nOBJECT_LOCK_MODE=Compliance\n",
+                global(Some(&rig), bucket, &shm())
+            ),
+            &[],
+        );
+        let (creds, _) = rig.write_aws_files(s.tmp.path(), "b2");
+        fs::rename(creds, &s.credentials).unwrap();
+        s
+    };
+    let s = with_lock(None);
+    let l = doctor(&s, &[]).passes("object lock:").to_string();
+    assert!(
+        l.contains(&format!(
+            "bucket {} has Object Lock on, as OBJECT_LOCK_DAYS=30 ({}:{}, \
+             compliance mode) needs",
+            rig.bucket(),
+            s.conf.join("visdcam.conf").display(),
+            global(Some(&rig), None, &shm()).lines().count() + 1
+        )),
+        "{l}"
+    );
+
+    // A bucket without Object Lock would refuse every upload: a failed check with the fix.
+    let s = with_lock(Some("no-lock"));
+    let r = doctor(&s, &[]);
+    let l = r.fails("object lock:");
+    assert!(
+        l.contains("but bucket no-lock has no Object Lock: it refuses every upload")
+            && l.contains(
+                "fix: enable Object Lock (B2: File Lock) on the bucket, or unset \
+                 OBJECT_LOCK_DAYS"
+            ),
+        "{l}"
+    );
+    r.passes("credentials:");
+
+    // A write-only key may not read the setting: not checked, and not a failure.
+    let s = with_lock(None);
+    let (id, secret) = rig.lock_writer_key();
+    fs::write(
+        &s.credentials,
+        format!("[b2]\naws_access_key_id = {id}\naws_secret_access_key = {secret}\n"),
+    )
+    .unwrap();
+    let r = doctor(&s, &[]);
+    let l = r.line("object lock:");
+    assert!(
+        l.starts_with("– object lock: OBJECT_LOCK_DAYS=30")
+            && l.contains("the key may not read whether bucket visd-cctv has Object Lock")
+            && l.contains("fix: the uploader's first upload tells"),
+        "{l}"
+    );
+
+    // Without OBJECT_LOCK_DAYS nothing is asked of the bucket.
+    let s = setup(&global(Some(&rig), Some("no-lock"), &shm()), &[]);
+    let (creds, _) = rig.write_aws_files(s.tmp.path(), "b2");
+    fs::rename(creds, &s.credentials).unwrap();
+    let r = doctor(&s, &[]);
+    r.passes("credentials:");
+    assert!(!r.stdout.contains("object lock"), "{}", r.stdout);
 }
 
 #[test]

@@ -139,6 +139,11 @@ fn bad_lines_name_file_line_key_and_range() {
         ("PRESET_NIGHT_GAINCEILING=9\n", CAM, "visdcam.conf:1: PRESET_NIGHT_GAINCEILING: 9 is out of range for gainceiling; allowed: 0 to 6"),
         ("PRESET_DAY_QUALITY=high\n", CAM, "visdcam.conf:1: PRESET_DAY_QUALITY: `high` is not an integer; allowed: 0 to 63"),
         ("PRESET_DAY_SHARPNESS=1\n", CAM, "visdcam.conf:1: PRESET_DAY_SHARPNESS: unknown preset variable"),
+        ("\nOBJECT_LOCK_DAYS=-1\n", CAM, "visdcam.conf:2: OBJECT_LOCK_DAYS: `-1` is not a whole number; allowed: an integer from 0 to 3650"),
+        ("OBJECT_LOCK_DAYS=30d\n", CAM, "visdcam.conf:1: OBJECT_LOCK_DAYS: `30d` is not a whole number; allowed: an integer from 0 to 3650"),
+        ("OBJECT_LOCK_DAYS=1.5\n", CAM, "visdcam.conf:1: OBJECT_LOCK_DAYS: `1.5` is not a whole number"),
+        ("", "CAMERA_URL=http://x:81/\nOBJECT_LOCK_DAYS=36500\n", "cam1.conf:2: OBJECT_LOCK_DAYS: 36500 is out of range; allowed: an integer from 0 to 3650"),
+        ("OBJECT_LOCK_DAYS=30\nOBJECT_LOCK_MODE=legal-hold\n", CAM, "visdcam.conf:2: OBJECT_LOCK_MODE: `legal-hold` is not an option; allowed: one of governance, compliance"),
     ];
     for (global, camera, expect) in cases {
         let got = err(global, camera);
@@ -255,4 +260,49 @@ fn every_key_is_documented_and_defaults_are_valid() {
         assert!(!k.doc.is_empty(), "{} has no doc", k.name);
         assert!(envfile::valid_key(k.name), "{}", k.name);
     }
+}
+
+#[test]
+fn object_lock_is_off_by_default_and_set_per_camera_in_any_case() {
+    use crate::objectlock::{LockMode, ObjectLock};
+    assert_eq!(load_pair("", CAM).unwrap().object_lock, None);
+    assert_eq!(
+        load_pair("OBJECT_LOCK_DAYS=0\nOBJECT_LOCK_MODE=compliance\n", CAM)
+            .unwrap()
+            .object_lock,
+        None
+    );
+    assert_eq!(
+        load_pair("OBJECT_LOCK_DAYS=30\n", CAM).unwrap().object_lock,
+        Some(ObjectLock {
+            days: 30,
+            mode: LockMode::Governance
+        })
+    );
+    let camera = format!("{CAM}OBJECT_LOCK_DAYS=3650\nOBJECT_LOCK_MODE=Compliance\n");
+    let s = load_pair(
+        "OBJECT_LOCK_DAYS=30\nOBJECT_LOCK_MODE=GOVERNANCE\n",
+        &camera,
+    )
+    .unwrap();
+    assert_eq!(
+        s.object_lock,
+        Some(ObjectLock {
+            days: 3650,
+            mode: LockMode::Compliance
+        })
+    );
+    assert_eq!(s.origin_of("OBJECT_LOCK_MODE"), format!("{C}:3"));
+    // Case-insensitive like every choice.
+    assert_eq!(
+        load_pair("LOG_LEVEL=DEBUG\nB2_ADDRESSING_STYLE=Path\n", CAM)
+            .unwrap()
+            .log_level,
+        "debug"
+    );
+    assert_eq!(check_value("OBJECT_LOCK_MODE", "COMPLIANCE"), Ok(()));
+    assert_eq!(
+        check_value("OBJECT_LOCK_DAYS", "4000").unwrap_err(),
+        "4000 is out of range; allowed: an integer from 0 to 3650"
+    );
 }
