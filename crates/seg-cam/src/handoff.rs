@@ -46,9 +46,10 @@ fn ctx<T>(r: io::Result<T>, what: impl FnOnce() -> String) -> Result<T, IoError>
     })
 }
 
-/// Creates the camera directory (and RAM_DIR) if needed.
+/// Creates the camera directory (and RAM_DIR) if needed, shared with the uploader's user
+/// (`visdcam_daemon::fsutil::ensure_shared_dir`).
 pub fn ensure_dir(dir: &Path) -> Result<(), IoError> {
-    ctx(fs::create_dir_all(dir), || {
+    ctx(visdcam_daemon::fsutil::ensure_shared_dir(dir), || {
         format!("creating {}", dir.display())
     })
 }
@@ -59,17 +60,22 @@ pub enum LockState {
     Busy,
 }
 
-/// Takes the recorder's lock on `dir` without waiting.
+/// Takes the recorder's lock on `dir` without waiting. The file is opened for reading only
+/// (flock(2) needs no more): a lock file another user made (the single `visdcam` user of
+/// earlier versions, mode 0640) still works through the group.
 pub fn try_lock(dir: &Path) -> Result<LockState, IoError> {
+    use nix::fcntl::OFlag;
     let path = dir.join(LOCK_FILE);
-    let file = ctx(
-        OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path),
+    let fd = ctx(
+        nix::fcntl::open(
+            &path,
+            OFlag::O_RDONLY | OFlag::O_CREAT | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
+            nix::sys::stat::Mode::from_bits_truncate(0o640),
+        )
+        .map_err(io::Error::from),
         || format!("opening {}", path.display()),
     )?;
+    let file = File::from(fd);
     match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
         Ok(l) => Ok(LockState::Held(l)),
         Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(LockState::Busy),

@@ -1,5 +1,6 @@
 //! File writes that are all-or-nothing (write a temporary file beside the target, fsync,
-//! rename over the target, fsync the directory), and the free space of a filesystem.
+//! rename over the target, fsync the directory), the camera directory the recorder's and the
+//! uploader's users share, and the free space of a filesystem.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -9,8 +10,9 @@ use std::path::Path;
 /// Replaces `path` with `data` atomically, keeping the old file's permission bits (umask
 /// notwithstanding), owner and group (`setdur` run by root on a file owned by
 /// `root:visdcam`, mode 0640, must leave it so). A new file gets mode 0644 less the umask.
-/// Keeping another user's ownership needs root (`CAP_CHOWN`); without it the new file is the
-/// writer's, as a plain rewrite would be (the uploader's own counters file stays writable).
+/// Keeping another user's ownership needs root (`CAP_CHOWN`) and an owner mapped in the
+/// writer's user namespace; without them the new file is the writer's, as a plain rewrite
+/// would be (the uploader's own counters file stays writable).
 pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
     let dir = path
         .parent()
@@ -39,6 +41,9 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
             if (new.uid(), new.gid()) != (old.uid(), old.gid()) {
                 match std::os::unix::fs::fchown(&f, Some(old.uid()), Some(old.gid())) {
                     Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {}
+                    // An owner this user namespace does not map (shown as 65534, as another
+                    // user's file is under PrivateUsers=yes) cannot be kept either.
+                    Err(e) if e.raw_os_error() == Some(nix::libc::EINVAL) => {}
                     r => r?,
                 }
             }
@@ -54,6 +59,68 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+/// Mode of a camera's RAM directory: the recorder (`visdcam-rec`) and the uploader (`visdcam`)
+/// share it through their common group `visdcam`, which may create and delete files in it
+/// (rwx); setgid, so everything made in it gets that group whoever makes it. The files keep the
+/// daemons' `UMask=0027` (0640): each side reads the other's files and writes only its own.
+pub const SHARED_DIR_MODE: u32 = 0o2770;
+
+/// Makes `dir` (a camera's RAM directory, and `RAM_DIR` above it if missing) unless it exists.
+/// A directory made here has [`SHARED_DIR_MODE`] from the moment it appears under its name: it
+/// is made under a temporary name, given its mode (the umask would leave the group without
+/// write), then renamed into place, so the other daemon never finds it half set up. When both
+/// daemons make it at once, one rename wins and the other's directory is removed. An existing
+/// directory is left as it is (the package's postinst sets the mode of older ones).
+pub fn ensure_shared_dir(dir: &Path) -> io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let parent = dir
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    fs::create_dir_all(parent)?;
+    let name = dir
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no directory name"))?;
+    let tmp = parent.join(format!(
+        ".{}.tmp-{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    fs::create_dir(&tmp)?;
+    place_shared_dir(&tmp, dir)
+}
+
+/// Gives the new directory `tmp` its mode and renames it to `dir`, unless `dir` exists by then
+/// (the other daemon made it first): then `tmp` is removed and `dir` kept.
+fn place_shared_dir(tmp: &Path, dir: &Path) -> io::Result<()> {
+    // RENAME_NOREPLACE: a plain rename(2) would replace a directory the other daemon made
+    // meanwhile while still empty, and with it the inode the uploader's inotify watch is on.
+    let result =
+        fs::set_permissions(tmp, fs::Permissions::from_mode(SHARED_DIR_MODE)).and_then(|()| {
+            nix::fcntl::renameat2(
+                nix::fcntl::AT_FDCWD,
+                tmp,
+                nix::fcntl::AT_FDCWD,
+                dir,
+                nix::fcntl::RenameFlags::RENAME_NOREPLACE,
+            )
+            .map_err(io::Error::from)
+        });
+    match result {
+        Ok(()) => Ok(()),
+        Err(_) if dir.is_dir() => {
+            let _ = fs::remove_dir(tmp);
+            Ok(())
+        }
+        Err(e) => {
+            let _ = fs::remove_dir(tmp);
+            Err(e)
+        }
+    }
 }
 
 /// Free bytes for an unprivileged writer on the filesystem holding `dir`; `None` when it
@@ -109,6 +176,59 @@ mod tests {
         assert_eq!(fs::read_to_string(&p).unwrap(), "A=2\n");
         assert_eq!((m.uid(), m.gid()), (uid, gid), "owner and group kept");
         assert_eq!(m.permissions().mode() & 0o7777, 0o664);
+    }
+
+    #[test]
+    fn a_shared_dir_is_group_writable_and_setgid_despite_the_umask() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("ramcam").join("cam1");
+        // The daemons run with UMask=0027, which would leave the group without write.
+        let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o027));
+        let made = ensure_shared_dir(&dir);
+        nix::sys::stat::umask(old);
+        made.unwrap();
+        let mode = fs::metadata(&dir).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode, SHARED_DIR_MODE, "{mode:o}");
+        let names: Vec<_> = fs::read_dir(dir.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["cam1"], "no temporary directory left behind");
+    }
+
+    #[test]
+    fn an_existing_dir_and_its_files_are_left_alone() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("cam1");
+        fs::create_dir(&dir).unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o750)).unwrap();
+        fs::write(dir.join("seg-1-0000.ts"), b"x").unwrap();
+        ensure_shared_dir(&dir).unwrap();
+        assert_eq!(
+            fs::metadata(&dir).unwrap().permissions().mode() & 0o7777,
+            0o750
+        );
+        assert!(dir.join("seg-1-0000.ts").exists());
+    }
+
+    #[test]
+    fn a_dir_made_meanwhile_by_the_other_daemon_is_kept() {
+        // The other daemon's directory appears between the check and the rename, still empty
+        // (only its inotify watch on it) or holding a file: it survives, nothing is left over.
+        for with_file in [false, true] {
+            let root = tempfile::tempdir().unwrap();
+            let dir = root.path().join("cam1");
+            fs::create_dir(&dir).unwrap();
+            if with_file {
+                fs::write(dir.join(".seg-cam.lock"), b"").unwrap();
+            }
+            let before = fs::metadata(&dir).unwrap().ino();
+            let tmp = root.path().join(".cam1.tmp-1");
+            fs::create_dir(&tmp).unwrap();
+            place_shared_dir(&tmp, &dir).unwrap();
+            assert_eq!(fs::metadata(&dir).unwrap().ino(), before, "{with_file}");
+            assert!(!tmp.exists(), "{with_file}");
+        }
     }
 
     #[test]
