@@ -1,9 +1,11 @@
 //! The camera's RAM directory: the recorder's lock, handing segments off to the uploader
-//! (`.ts.part` → `.ts` in one rename, with an mtime no other segment has to the second) and
-//! finalising partial segments left by a crash.
+//! (`.ts.part` → `.ts` in one rename, with an mtime no other segment has to the second and mode
+//! 0640: the uploader's user reads it through the group) and finalising partial segments left
+//! by a crash.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -237,6 +239,12 @@ impl Handoff {
                 ctx(file.set_modified(new), || {
                     format!("setting the mtime of {}", part.display())
                 })?;
+                // Written under UMask=0007 (0660); once closed, the uploader's user (same
+                // group) only reads it.
+                ctx(
+                    file.set_permissions(fs::Permissions::from_mode(0o640)),
+                    || format!("setting the mode of {}", part.display()),
+                )?;
                 drop(file);
                 self.last_mtime = Some(unix_secs(new).max(self.last_mtime.unwrap_or(i64::MIN)));
                 let fin = self.dir.join(seg.final_name());

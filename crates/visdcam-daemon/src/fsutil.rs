@@ -61,18 +61,19 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
     result
 }
 
-/// Mode of a camera's RAM directory: the recorder (`visdcam-rec`) and the uploader (`visdcam`)
-/// share it through their common group `visdcam`, which may create and delete files in it
-/// (rwx); setgid, so everything made in it gets that group whoever makes it. The files keep the
-/// daemons' `UMask=0027` (0640): each side reads the other's files and writes only its own.
-pub const SHARED_DIR_MODE: u32 = 0o2770;
-
-/// Makes `dir` (a camera's RAM directory, and `RAM_DIR` above it if missing) unless it exists.
-/// A directory made here has [`SHARED_DIR_MODE`] from the moment it appears under its name: it
-/// is made under a temporary name, given its mode (the umask would leave the group without
-/// write), then renamed into place, so the other daemon never finds it half set up. When both
-/// daemons make it at once, one rename wins and the other's directory is removed. An existing
-/// directory is left as it is (the package's postinst sets the mode of older ones).
+/// Makes `dir` (a camera's RAM directory, and `RAM_DIR` above it if missing) unless it exists,
+/// so that the recorder (`visdcam-rec`) and the uploader (`visdcam`), who share only the group
+/// `visdcam`, may both create and delete files in it: group `rwx`. Under the units'
+/// `UMask=0007` mkdir(2) gives that already, and the setgid bit of the RAM disk's root
+/// (`mode=2770`) is inherited: 2770. Under a stricter umask the group's `rwx` is added by
+/// chmod(2), without set-id bits: `RestrictSUIDSGID=yes` refuses any chmod carrying them (even
+/// one keeping an inherited bit), and the group is right anyway, being both users' primary
+/// group.
+///
+/// The directory is made under a temporary name and renamed into place once its mode is right,
+/// so the other daemon never finds it half set up; when both make it at once, one rename wins
+/// and the other's directory is removed. An existing directory is left as it is (the package's
+/// postinst gives those of older versions their mode).
 pub fn ensure_shared_dir(dir: &Path) -> io::Result<()> {
     if dir.is_dir() {
         return Ok(());
@@ -94,22 +95,25 @@ pub fn ensure_shared_dir(dir: &Path) -> io::Result<()> {
     place_shared_dir(&tmp, dir)
 }
 
-/// Gives the new directory `tmp` its mode and renames it to `dir`, unless `dir` exists by then
-/// (the other daemon made it first): then `tmp` is removed and `dir` kept.
+/// Gives the new directory `tmp` the group's `rwx` and renames it to `dir`, unless `dir` exists
+/// by then (the other daemon made it first): then `tmp` is removed and `dir` kept.
 fn place_shared_dir(tmp: &Path, dir: &Path) -> io::Result<()> {
-    // RENAME_NOREPLACE: a plain rename(2) would replace a directory the other daemon made
-    // meanwhile while still empty, and with it the inode the uploader's inotify watch is on.
-    let result =
-        fs::set_permissions(tmp, fs::Permissions::from_mode(SHARED_DIR_MODE)).and_then(|()| {
-            nix::fcntl::renameat2(
-                nix::fcntl::AT_FDCWD,
-                tmp,
-                nix::fcntl::AT_FDCWD,
-                dir,
-                nix::fcntl::RenameFlags::RENAME_NOREPLACE,
-            )
-            .map_err(io::Error::from)
-        });
+    let result = (|| {
+        let mode = fs::metadata(tmp)?.permissions().mode();
+        if mode & 0o070 != 0o070 {
+            fs::set_permissions(tmp, fs::Permissions::from_mode((mode & 0o777) | 0o070))?;
+        }
+        // RENAME_NOREPLACE: a plain rename(2) would replace a directory the other daemon made
+        // meanwhile while still empty, and with it the inode the uploader's inotify watch is on.
+        nix::fcntl::renameat2(
+            nix::fcntl::AT_FDCWD,
+            tmp,
+            nix::fcntl::AT_FDCWD,
+            dir,
+            nix::fcntl::RenameFlags::RENAME_NOREPLACE,
+        )
+        .map_err(io::Error::from)
+    })();
     match result {
         Ok(()) => Ok(()),
         Err(_) if dir.is_dir() => {
@@ -178,22 +182,43 @@ mod tests {
         assert_eq!(m.permissions().mode() & 0o7777, 0o664);
     }
 
-    #[test]
-    fn a_shared_dir_is_group_writable_and_setgid_despite_the_umask() {
-        let root = tempfile::tempdir().unwrap();
-        let dir = root.path().join("ramcam").join("cam1");
-        // The daemons run with UMask=0027, which would leave the group without write.
-        let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o027));
-        let made = ensure_shared_dir(&dir);
+    /// Runs `f` under `umask` (process-wide: these tests are the only ones here that make
+    /// files with the umask deciding, and they take this lock).
+    fn with_umask<T>(umask: u32, f: impl FnOnce() -> T) -> T {
+        static UMASK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _guard = UMASK.lock().unwrap_or_else(|e| e.into_inner());
+        let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(umask));
+        let r = f();
         nix::sys::stat::umask(old);
-        made.unwrap();
+        r
+    }
+
+    #[test]
+    fn a_shared_dir_under_the_units_umask_inherits_setgid() {
+        // The RAM disk's root: mode=2770. The units' UMask=0007.
+        let root = tempfile::tempdir().unwrap();
+        let ram = root.path().join("ramcam");
+        fs::create_dir(&ram).unwrap();
+        fs::set_permissions(&ram, fs::Permissions::from_mode(0o2770)).unwrap();
+        let dir = ram.join("cam1");
+        with_umask(0o007, || ensure_shared_dir(&dir)).unwrap();
         let mode = fs::metadata(&dir).unwrap().permissions().mode() & 0o7777;
-        assert_eq!(mode, SHARED_DIR_MODE, "{mode:o}");
-        let names: Vec<_> = fs::read_dir(dir.parent().unwrap())
+        assert_eq!(mode, 0o2770, "{mode:o}");
+        let names: Vec<_> = fs::read_dir(&ram)
             .unwrap()
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, ["cam1"], "no temporary directory left behind");
+    }
+
+    #[test]
+    fn a_shared_dir_is_group_writable_despite_a_stricter_umask() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("ramcam").join("cam1");
+        with_umask(0o027, || ensure_shared_dir(&dir)).unwrap();
+        let mode = fs::metadata(&dir).unwrap().permissions().mode() & 0o7777;
+        // No set-id bit in the chmod (RestrictSUIDSGID=yes): the group's rwx only.
+        assert_eq!(mode, 0o770, "{mode:o}");
     }
 
     #[test]
