@@ -531,6 +531,13 @@ fn upgrade_from_one_user_keeps_recording_and_admin_choices_and_purge_removes_eve
          install -d -o visdcam -g visdcam -m 0750 /mnt/ramcam/cam1",
     );
     let (visdcam_uid, visdcam_gid) = system_user(&c, "visdcam");
+    // daynight leaves what it learnt of the cameras in its runtime directory (kept after it
+    // ends: RuntimeDirectoryPreserve=yes).
+    start(&c, &["daynight.service"]);
+    assert_eq!(
+        sh(&c, "find /run/visdcam/daynight -printf '%u\\n' | sort -u"),
+        "visdcam"
+    );
     start(&c, &["seg@cam1.service"]);
     assert_eq!(main_ids(&c, "seg@cam1.service"), (visdcam_uid, visdcam_gid));
     // Segments waiting (no uploader yet) and one being written, all visdcam's.
@@ -598,6 +605,14 @@ fn upgrade_from_one_user_keeps_recording_and_admin_choices_and_purge_removes_eve
     assert_eq!(restarts(&c, "seg@cam1.service"), 0);
     let journal = c.journal("seg@cam1.service");
     assert!(!journal.contains("ermission denied"), "{journal}");
+
+    // daynight runs as visdcam-rec now, in its runtime directory of before (systemd gives it
+    // to the unit's user at start).
+    start(&c, &["daynight.service"]);
+    assert_eq!(
+        sh(&c, "find /run/visdcam/daynight -printf '%u\\n' | sort -u"),
+        "visdcam-rec"
+    );
 
     // The uploader (the user it always was) uploads and deletes what either layout recorded.
     let queued_before: Vec<String> = before
