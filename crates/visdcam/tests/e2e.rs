@@ -1,6 +1,7 @@
 //! End to end: the visdcam `.deb` installed on a real systemd 252 (Debian 12 in an nspawn
-//! container), checked the way an admin would see it: user, units, timer, RAM disk, upgrade
-//! and purge; then the real daemons recording two camera doubles (on the host's 127.0.0.1)
+//! container), checked the way an admin would see it: the two users (the recorder's cannot
+//! read the uploader's credential), units, timer, RAM disk, an upgrade from the single-user
+//! layout with a recorder running, and purge with segments on the RAM disk; then the real daemons recording two camera doubles (on the host's 127.0.0.1)
 //! into a real S3 server (SeaweedFS, also on the host) through faults, a setdur, a stop and a
 //! reboot, with the journal in RAM and nothing written to the SD card (issue 10).
 //!
@@ -519,13 +520,16 @@ fn upgrade_from_one_user_keeps_recording_and_admin_choices_and_purge_removes_eve
     // The layout of the versions before visdcam-rec: every daemon ran as visdcam, the RAM
     // disk was visdcam's alone (mode 0750) and so was everything in it. The package's units
     // as they were then, the user gone; the reinstall below is the upgrade (dpkg replaces the
-    // units, postinst runs with the old version).
+    // units, postinst runs with the old version). The mode comes from a size drop-in written
+    // after the docs of then, which the upgrade leaves to the admin (with a warning).
     sh(
         &c,
         "cd /lib/systemd/system; \
          sed -i 's/^User=visdcam-rec$/User=visdcam/' seg@.service daynight.service \
              net-shaper.service; \
-         sed -i 's/mode=2770/mode=0750/' mnt-ramcam.mount; \
+         mkdir -p /etc/systemd/system/mnt-ramcam.mount.d; \
+         printf '[Mount]\\nOptions=mode=0750,uid=visdcam,gid=visdcam,size=128M,nosuid,nodev,noexec\\n' \
+             > /etc/systemd/system/mnt-ramcam.mount.d/size.conf; \
          userdel visdcam-rec; systemctl daemon-reload; \
          systemctl start mnt-ramcam.mount; \
          install -d -o visdcam -g visdcam -m 0750 /mnt/ramcam/cam1",
@@ -565,6 +569,13 @@ fn upgrade_from_one_user_keeps_recording_and_admin_choices_and_purge_removes_eve
     let upgrading_ms = Utc::now().timestamp_millis();
     let out = upgrade(&c);
     assert!(!out.contains("could not share"), "{out}");
+    assert!(
+        out.contains(
+            "visdcam: /mnt/ramcam is mounted with mode=0750 (/etc/fstab or a mnt-ramcam.mount \
+             drop-in): the recorder (visdcam-rec) needs mode=2770 from the next boot on"
+        ),
+        "{out}"
+    );
     let upgraded_ms = Utc::now().timestamp_millis();
 
     // The recorder runs again, as visdcam-rec; the RAM disk and the camera's directory are
