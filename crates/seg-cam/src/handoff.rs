@@ -1,14 +1,16 @@
 //! The camera's RAM directory: the recorder's lock, handing segments off to the uploader
-//! (`.ts.part` → `.ts` in one rename, with an mtime no other segment has to the second),
-//! finalising partial segments left by a crash, and the clock notes: while the clock is
-//! unsynchronised (and `REQUIRE_CLOCK_SYNC=yes`), each hand-off first notes the segment's
-//! `CLOCK_REALTIME − CLOCK_BOOTTIME` offset in `.seg-cam-clock` (written atomically, with the
-//! boot id, pruned of segments that are gone), so the uploader can date the segment once the
-//! clock is synchronised even if it never saw it before (`visdcam_core::clock`).
+//! (`.ts.part` → `.ts` in one rename, with an mtime no other segment has to the second and mode
+//! 0640: the uploader's user reads it through the group), finalising partial segments left by a
+//! crash, and the clock notes: while the clock is unsynchronised (and `REQUIRE_CLOCK_SYNC=yes`),
+//! each hand-off first notes the segment's `CLOCK_REALTIME − CLOCK_BOOTTIME` offset in
+//! `.seg-cam-clock` (written atomically, with the boot id, pruned of segments that are gone), so
+//! the uploader can date the segment once the clock is synchronised even if it never saw it
+//! before (`visdcam_core::clock`).
 
 use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -54,9 +56,10 @@ fn ctx<T>(r: io::Result<T>, what: impl FnOnce() -> String) -> Result<T, IoError>
     })
 }
 
-/// Creates the camera directory (and RAM_DIR) if needed.
+/// Creates the camera directory (and RAM_DIR) if needed, shared with the uploader's user
+/// (`visdcam_daemon::fsutil::ensure_shared_dir`).
 pub fn ensure_dir(dir: &Path) -> Result<(), IoError> {
-    ctx(fs::create_dir_all(dir), || {
+    ctx(visdcam_daemon::fsutil::ensure_shared_dir(dir), || {
         format!("creating {}", dir.display())
     })
 }
@@ -67,17 +70,22 @@ pub enum LockState {
     Busy,
 }
 
-/// Takes the recorder's lock on `dir` without waiting.
+/// Takes the recorder's lock on `dir` without waiting. The file is opened for reading only
+/// (flock(2) needs no more): a lock file another user made (the single `visdcam` user of
+/// earlier versions, mode 0640) still works through the group.
 pub fn try_lock(dir: &Path) -> Result<LockState, IoError> {
+    use nix::fcntl::OFlag;
     let path = dir.join(LOCK_FILE);
-    let file = ctx(
-        OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path),
+    let fd = ctx(
+        nix::fcntl::open(
+            &path,
+            OFlag::O_RDONLY | OFlag::O_CREAT | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
+            nix::sys::stat::Mode::from_bits_truncate(0o640),
+        )
+        .map_err(io::Error::from),
         || format!("opening {}", path.display()),
     )?;
+    let file = File::from(fd);
     match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
         Ok(l) => Ok(LockState::Held(l)),
         Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(LockState::Busy),
@@ -333,6 +341,12 @@ impl Handoff {
                 ctx(file.set_modified(new), || {
                     format!("setting the mtime of {}", part.display())
                 })?;
+                // Written under UMask=0007 (0660); once closed, the uploader's user (same
+                // group) only reads it.
+                ctx(
+                    file.set_permissions(fs::Permissions::from_mode(0o640)),
+                    || format!("setting the mode of {}", part.display()),
+                )?;
                 drop(file);
                 self.last_mtime = Some(unix_secs(new).max(self.last_mtime.unwrap_or(i64::MIN)));
                 // The note is on disk before the final name appears: an uploader that lists

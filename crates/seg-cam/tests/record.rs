@@ -107,6 +107,13 @@ fn three_segments_of_4_s_decode_start_on_keyframes_and_appear_only_by_rename() {
         "played {played:.3} s over {wall:.3} s of wall time"
     );
     assert_all_decodable(&rig.dir);
+    // Closed segments are 0640 whatever the umask the .part was written under (the units'
+    // is 0007): the uploader's user, in the group, only reads them.
+    for p in &finals {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode, 0o640, "{}: {mode:o}", p.display());
+    }
 
     // Final names only ever appeared by rename (IN_MOVED_TO), never by create or write.
     let evs = events.events.lock().unwrap().clone();

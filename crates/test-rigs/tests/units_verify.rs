@@ -1,6 +1,7 @@
 //! The shipped systemd units (`systemd/`) pass `systemd-analyze verify` with no output at all,
-//! their timer expressions parse, the daemons' sandboxes stay at exposure <= 2.0, and the two
-//! daemons that act on the clock's sync state may read it (`adjtimex`) but never set it.
+//! their timer expressions parse, the daemons' sandboxes stay at exposure <= 2.0, the two
+//! daemons that act on the clock's sync state may read it (`adjtimex`) but never set it, and only
+//! the uploader runs as the user that can read the B2 credential (sysusers makes both users).
 //!
 //! Runs on the host, no container: `--root=` points systemd-analyze at a temporary tree with
 //! the host's own units (for `sysinit.target` & co.), ours, and stub executables in /usr/bin.
@@ -216,4 +217,61 @@ fn daemon_sandboxes_stay_at_low_exposure() {
         eprintln!("{unit}: exposure {level}");
         assert!(level <= *max, "{unit}: exposure {level} > {max}:\n{out}");
     }
+}
+
+/// `KEY=` values of a unit file (every line, in order).
+fn unit_values(text: &str, key: &str) -> Vec<String> {
+    let prefix = format!("{key}=");
+    text.lines()
+        .filter_map(|l| l.trim().strip_prefix(&prefix))
+        .map(|v| v.trim().to_owned())
+        .collect()
+}
+
+#[test]
+fn only_the_uploader_runs_as_the_user_that_may_read_the_credential() {
+    // The credential's copy in /run/credentials/<unit>/ belongs to the unit's user: any other
+    // service running as that user could read it. So the uploader's user runs nothing else,
+    // and whatever talks to a camera runs as visdcam-rec; all share the group visdcam.
+    let mut services = 0;
+    for entry in fs::read_dir(units_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if !name.ends_with(".service") {
+            continue;
+        }
+        services += 1;
+        let text = fs::read_to_string(&path).unwrap();
+        let user = unit_values(&text, "User");
+        let group = unit_values(&text, "Group");
+        let creds = unit_values(&text, "LoadCredential");
+        let expect = if name == "uploader@.service" {
+            assert_eq!(creds, ["aws-credentials:visdcam-aws-credentials"], "{name}");
+            "visdcam"
+        } else {
+            assert!(creds.is_empty(), "{name} loads a credential: {creds:?}");
+            assert!(
+                unit_values(&text, "SetCredential").is_empty()
+                    && unit_values(&text, "LoadCredentialEncrypted").is_empty(),
+                "{name}"
+            );
+            "visdcam-rec"
+        };
+        assert_eq!(user, [expect], "{name}");
+        assert_eq!(group, ["visdcam"], "{name}");
+    }
+    assert_eq!(services, 4, "every shipped service checked");
+
+    // sysusers: both users, visdcam-rec with visdcam as its primary group.
+    let sysusers = fs::read_to_string(units_dir().join("visdcam.sysusers")).unwrap();
+    let users: Vec<Vec<&str>> = sysusers
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#') && !l.trim().is_empty())
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        users.iter().map(|f| (f[0], f[1], f[2])).collect::<Vec<_>>(),
+        [("u", "visdcam", "-"), ("u", "visdcam-rec", "-:visdcam")],
+        "{sysusers}"
+    );
 }

@@ -167,7 +167,7 @@ impl Uploader {
         let dir = settings
             .camera_dir()
             .ok_or("no camera in the settings (bug)")?;
-        std::fs::create_dir_all(&dir)
+        visdcam_daemon::fsutil::ensure_shared_dir(&dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         let inotify = Inotify::init().map_err(|e| format!("inotify_init: {e}"))?;
         inotify

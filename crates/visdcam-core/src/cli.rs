@@ -1,6 +1,7 @@
 //! The `visdcam` command's pure decisions: which cameras a target names, durations and sizes in
 //! and out, the RAM-disk listing against the budget, which segments `clean` may delete, the
-//! journald drop-in behind `ramlogs`, and where the journal goes. Callers do the I/O.
+//! journald drop-in behind `ramlogs`, where the journal goes, and whether the RAM directories
+//! and the credentials file have the modes the two daemon users need. Callers do the I/O.
 
 use std::fmt;
 use std::time::Duration;
@@ -348,6 +349,50 @@ pub fn mount_fstype(mounts: &str, path: &str) -> Option<String> {
         .next_back()
 }
 
+/// The uploader's user: the only one that can read the B2 credential.
+pub const UPLOADER_USER: &str = "visdcam";
+/// The recorder's user (also daynight's and net-shaper's): everything that talks to a camera.
+pub const RECORDER_USER: &str = "visdcam-rec";
+/// The group both users have (the recorder's primary group), through which they share the RAM
+/// disk.
+pub const SHARED_GROUP: &str = "visdcam";
+
+/// What keeps the recorder's and the uploader's users, who share only the group
+/// [`SHARED_GROUP`] (`shared_gid`), from using a RAM directory with this `mode` and group `gid`;
+/// `None` when nothing does. In `RAM_DIR` the recorder must create its camera directory; in a
+/// `camera` directory each side creates files and deletes the other's segments, which a
+/// sticky bit would forbid.
+pub fn shared_dir_problem(mode: u32, gid: u32, shared_gid: u32, camera: bool) -> Option<String> {
+    let group_rwx = gid == shared_gid && mode & 0o070 == 0o070;
+    let other_rwx = mode & 0o007 == 0o007;
+    if !group_rwx && !other_rwx {
+        return Some(format!(
+            "the group {SHARED_GROUP} cannot create files in it, and the recorder \
+             ({RECORDER_USER}) and the uploader ({UPLOADER_USER}) share it through that group"
+        ));
+    }
+    if camera && mode & 0o1000 != 0 {
+        return Some(format!(
+            "its sticky bit keeps the uploader ({UPLOADER_USER}) from deleting the recorder's \
+             ({RECORDER_USER}) segments"
+        ));
+    }
+    None
+}
+
+/// What is wrong with a credentials file systemd hands to the uploader, owned by `uid` with
+/// `mode`: only root may read it (systemd gives uploader@ its own copy), never the group, which
+/// the recorder's user shares. `None` when it is root's alone.
+pub fn credentials_file_problem(uid: u32, mode: u32) -> Option<&'static str> {
+    if uid != 0 {
+        Some("it does not belong to root")
+    } else if mode & 0o077 != 0 {
+        Some("users other than root can read it")
+    } else {
+        None
+    }
+}
+
 /// Reads the uploader's counters file leniently: `key=value` or `key: value` or `key value`
 /// lines (or one JSON object of numbers, flattened); anything else is skipped.
 pub fn parse_stats(text: &str) -> Vec<(String, String)> {
@@ -613,6 +658,34 @@ mod tests {
         assert_eq!(mount_fstype(m, "/").as_deref(), Some("ext4"));
         assert_eq!(mount_fstype(m, "/mnt/ram cam").as_deref(), Some("tmpfs"));
         assert_eq!(mount_fstype(m, "/mnt"), None);
+    }
+
+    #[test]
+    fn ram_directories_must_be_shared_through_the_group() {
+        const G: u32 = 999;
+        // RAM_DIR: the recorder creates its camera directory through the group.
+        assert_eq!(shared_dir_problem(0o2770, G, G, false), None);
+        assert_eq!(shared_dir_problem(0o0770, G, G, false), None);
+        // The mode of earlier versions (one user), and a root-owned fstab mount.
+        let no = shared_dir_problem(0o0750, G, G, false).unwrap();
+        assert!(no.contains("group visdcam cannot create files"), "{no}");
+        assert!(no.contains("visdcam-rec"), "{no}");
+        assert!(shared_dir_problem(0o2770, 0, G, false).is_some());
+        // Anyone may: /dev/shm-like, sticky is fine above the camera directories.
+        assert_eq!(shared_dir_problem(0o1777, 0, G, false), None);
+        // A camera directory: each side deletes the other's segments.
+        assert_eq!(shared_dir_problem(0o2770, G, G, true), None);
+        let sticky = shared_dir_problem(0o1777, 0, G, true).unwrap();
+        assert!(sticky.contains("sticky"), "{sticky}");
+    }
+
+    #[test]
+    fn only_root_may_read_the_credentials_file() {
+        assert_eq!(credentials_file_problem(0, 0o600), None);
+        assert_eq!(credentials_file_problem(0, 0o400), None);
+        assert!(credentials_file_problem(0, 0o640).is_some());
+        assert!(credentials_file_problem(0, 0o604).is_some());
+        assert!(credentials_file_problem(998, 0o600).is_some());
     }
 
     #[test]

@@ -309,8 +309,10 @@ nothing copied. Without TO, up to now. ", footage_times!(), "
         summary: "check configuration, credentials, clock, cameras, RAM disk, plugins and units",
         details: "Runs every check in one go and prints one line per check, ✔ or ✘ with the fix: \
 configuration valid, bucket credentials present and accepted (a HEAD request against the \
-bucket), Object Lock on the bucket when OBJECT_LOCK_DAYS asks for it, clock synchronised, each camera reachable and streaming MJPEG, RAM disk mounted with \
-room, GStreamer plugins present, units enabled and not failed, and where logs go. A check that cannot be made \
+bucket) and readable by root only, Object Lock on the bucket when OBJECT_LOCK_DAYS asks for it, \
+clock synchronised, each camera reachable and streaming MJPEG, RAM disk mounted with room and \
+shared by the recorder's and the uploader's users (group visdcam), GStreamer plugins present, \
+units enabled and not failed, and where logs go. A check that cannot be made \
 here (units without a system bus) is marked – and does not fail. Every check has a timeout; \
 the whole run ends within 25 s. Exits 1 if any check fails.",
     },

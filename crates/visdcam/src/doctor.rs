@@ -1,9 +1,10 @@
 //! `doctor`: every check in one go, one line per check: `✔` passed, `✘` failed (with the fix),
 //! `–` could not be checked here (with what would make it checkable). Configuration, bucket
 //! credentials (present, accepted by a signed HEAD on the bucket, and what the key may do
-//! besides writing: list, read), the bucket's Object Lock when `OBJECT_LOCK_DAYS` asks for it
-//! (one `GET ?object-lock`), clock synchronisation,
-//! each camera's MJPEG stream, the RAM disk, GStreamer plugins, units enabled and where logs go.
+//! besides writing: list, read; the files systemd hands to the uploader root's alone), the
+//! bucket's Object Lock when `OBJECT_LOCK_DAYS` asks for it (one `GET ?object-lock`), clock
+//! synchronisation, each camera's MJPEG stream, the RAM disk (mounted, with room, shared by the
+//! recorder's and the uploader's users), GStreamer plugins, units enabled and where logs go.
 //!
 //! Every check that waits on something outside the process runs in its own thread with its
 //! own timeouts, and the whole run has one deadline ([`RUN_DEADLINE`]): a check still busy then
@@ -15,7 +16,10 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use visdcam_core::cli::{format_size, LogStorage};
+use visdcam_core::cli::{
+    credentials_file_problem, format_size, shared_dir_problem, LogStorage, RECORDER_USER,
+    SHARED_GROUP, UPLOADER_USER,
+};
 use visdcam_core::clock::{SyncEvidence, TestClock, TEST_CLOCK_ENV};
 use visdcam_core::config::Settings;
 use visdcam_core::objectlock::{BucketLock, ObjectLock};
@@ -275,6 +279,9 @@ pub fn run(ctx: &Ctx) -> fail::Result<()> {
             Some(lines) => lines.into_iter().for_each(|l| r.print(l)),
             None => r.print(hung("bucket", "the HEAD request to B2_ENDPOINT")),
         }
+    }
+    if let Some(line) = check_credentials_files() {
+        r.print(line);
     }
     if effective.is_empty() {
         r.print(Line::skip(
@@ -853,6 +860,9 @@ fn check_ram_disk(g: &Settings, cameras: &[Settings]) -> Line {
             mount_fix,
         );
     }
+    if let Some(line) = check_shared_dirs(path, cameras) {
+        return line;
+    }
     let min_free = g.ram_min_free_bytes();
     let budgets: u64 = cameras.iter().map(Settings::ram_budget_bytes).sum();
     let used = fs.size_bytes.saturating_sub(fs.free_bytes);
@@ -885,6 +895,102 @@ fn check_ram_disk(g: &Settings, cameras: &[Settings]) -> Line {
         format_size(used),
         format_size(fs.free_bytes)
     ))
+}
+
+/// `owner:group, mode NNNN` of a file, names where the system has them.
+fn owner_and_mode(meta: &std::fs::Metadata) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let user = nix::unistd::User::from_uid(meta.uid().into())
+        .ok()
+        .flatten()
+        .map_or_else(|| meta.uid().to_string(), |u| u.name);
+    let group = nix::unistd::Group::from_gid(meta.gid().into())
+        .ok()
+        .flatten()
+        .map_or_else(|| meta.gid().to_string(), |g| g.name);
+    format!("{user}:{group}, mode {:04o}", meta.mode() & 0o7777)
+}
+
+/// The RAM directory and the cameras' directories in it let the recorder's and the uploader's
+/// users work together (through the group `visdcam`); `None` when they do, or when there is no
+/// such group here (the package is not installed: the units line says so).
+fn check_shared_dirs(ram_dir: &Path, cameras: &[Settings]) -> Option<Line> {
+    use std::os::unix::fs::MetadataExt;
+    let shared = nix::unistd::Group::from_name(SHARED_GROUP).ok().flatten()?;
+    let dirs = std::iter::once((ram_dir.to_path_buf(), false)).chain(
+        cameras
+            .iter()
+            .filter_map(|c| c.camera_dir())
+            .map(|d| (d, true)),
+    );
+    for (dir, camera) in dirs {
+        // A camera directory appears with the camera's first recording.
+        let Ok(meta) = std::fs::metadata(&dir) else {
+            continue;
+        };
+        let Some(why) = shared_dir_problem(meta.mode(), meta.gid(), shared.gid.as_raw(), camera)
+        else {
+            continue;
+        };
+        let fix = if camera {
+            format!(
+                "sudo chgrp -R {SHARED_GROUP} {0} && sudo chmod 2770 {0}",
+                dir.display()
+            )
+        } else {
+            format!(
+                "sudo chgrp {SHARED_GROUP} {0} && sudo chmod 2770 {0}; for the next boot, \
+                 mode=2770,gid={SHARED_GROUP} in its mount options (a drop-in for \
+                 {RAM_MOUNT_UNIT}, or its /etc/fstab line)",
+                dir.display()
+            )
+        };
+        return Some(Line::fail(
+            format!(
+                "RAM disk: {} ({}): {why}",
+                dir.display(),
+                owner_and_mode(&meta)
+            ),
+            fix,
+        ));
+    }
+    None
+}
+
+/// The credentials files systemd hands to the uploader (the package's and the credstores'):
+/// root's alone, since the recorder's user shares the group `visdcam` with the uploader's.
+/// `None` when none exists (the bucket line says so).
+fn check_credentials_files() -> Option<Line> {
+    use std::os::unix::fs::MetadataExt;
+    let mut seen = Vec::new();
+    let mut checked = Vec::new();
+    for p in CREDSTORE {
+        // Following links: /usr/lib/credstore's entry is a link to /etc/visdcam's file.
+        let Ok(meta) = std::fs::metadata(p) else {
+            continue;
+        };
+        if seen.contains(&(meta.dev(), meta.ino())) {
+            continue;
+        }
+        seen.push((meta.dev(), meta.ino()));
+        if let Some(why) = credentials_file_problem(meta.uid(), meta.mode()) {
+            return Some(Line::fail(
+                format!(
+                    "credentials: {p} ({}): {why}; only the uploader ({UPLOADER_USER}) may get \
+                     the key, never the recorder's user ({RECORDER_USER})",
+                    owner_and_mode(&meta)
+                ),
+                format!("sudo chown root:root {p} && sudo chmod 600 {p}"),
+            ));
+        }
+        checked.push(p.to_string());
+    }
+    (!checked.is_empty()).then(|| {
+        Line::pass(format!(
+            "credentials: {} readable by root only (systemd copies it for the uploader alone)",
+            checked.join(", ")
+        ))
+    })
 }
 
 /// Runs `gst-inspect-1.0 --exists ELEMENT`: `Ok(true)` present, `Ok(false)` missing.

@@ -1,6 +1,7 @@
 //! End to end: the visdcam `.deb` installed on a real systemd 252 (Debian 12 in an nspawn
-//! container), checked the way an admin would see it: user, units, timer, RAM disk, upgrade
-//! and purge; then the real daemons recording two camera doubles (on the host's 127.0.0.1)
+//! container), checked the way an admin would see it: the two users (the recorder's cannot
+//! read the uploader's credential), units, timer, RAM disk, an upgrade from the single-user
+//! layout with a recorder running, and purge with segments on the RAM disk; then the real daemons recording two camera doubles (on the host's 127.0.0.1)
 //! into a real S3 server (SeaweedFS, also on the host) through faults, a setdur, a stop and a
 //! reboot, with the journal in RAM and nothing written to the SD card (issue 10).
 //!
@@ -72,17 +73,98 @@ fn systemctl(c: &Container, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
-#[test]
-#[ignore = "needs root, systemd-nspawn, debootstrap, the amd64 .deb and the camera double: cargo xtask e2e [FILTER] builds both and runs it with --ignored (cargo xtask ci runs that)"]
-fn package_installs_user_units_and_timer() {
-    let c = installed();
-
-    // The daemons' user, a system account without a login shell.
-    let passwd = sh(&c, "getent passwd visdcam");
+/// `(uid, primary gid)` of a user inside the container, from `getent passwd`, which must show
+/// a system account without a login shell.
+fn system_user(c: &Container, user: &str) -> (u32, u32) {
+    let passwd = sh(c, &format!("getent passwd {user}"));
     let fields: Vec<&str> = passwd.split(':').collect();
     let uid: u32 = fields[2].parse().unwrap();
+    let gid: u32 = fields[3].parse().unwrap();
     assert!(uid < 1000, "system uid: {passwd}");
     assert_eq!(fields[6], "/usr/sbin/nologin", "{passwd}");
+    (uid, gid)
+}
+
+fn group_id(c: &Container, group: &str) -> u32 {
+    let line = sh(c, &format!("getent group {group}"));
+    line.split(':').nth(2).unwrap().parse().unwrap()
+}
+
+/// The real `(uid, gid)` of a unit's main process, from its `/proc/PID/status`.
+fn main_ids(c: &Container, unit: &str) -> (u32, u32) {
+    let pid = prop(c, unit, "MainPID");
+    assert!(pid != "0" && !pid.is_empty(), "{unit} has no main process");
+    let status = sh(c, &format!("cat /proc/{pid}/status"));
+    let real = |field: &str| -> u32 {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field))
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {field} in {unit}'s status: {status}"))
+    };
+    (real("Uid:"), real("Gid:"))
+}
+
+/// Runs `argv` inside as `user` with the group visdcam and no other group, as the unit's
+/// process would (`setpriv`); the output whatever the exit status.
+fn as_user(c: &Container, user: &str, argv: &[&str]) -> std::process::Output {
+    let mut full = vec![
+        "setpriv",
+        "--reuid",
+        user,
+        "--regid",
+        "visdcam",
+        "--clear-groups",
+    ];
+    full.extend(argv);
+    c.exec(&full)
+}
+
+/// Files and directories inside owned by a user or group that does not exist (anything a
+/// deleted account left behind), outside /proc, /sys and /dev.
+fn ownerless_files(c: &Container) -> String {
+    sh(
+        c,
+        "find / \\( -path /proc -o -path /sys -o -path /dev \\) -prune -o \
+         \\( -nouser -o -nogroup \\) -print",
+    )
+}
+
+/// `apt-get purge visdcam`; its stdout (the maintainer scripts' lines).
+fn purge(c: &Container) -> String {
+    let out = c.exec(&[
+        "env",
+        "DEBIAN_FRONTEND=noninteractive",
+        "apt-get",
+        "purge",
+        "-y",
+        "-q",
+        "visdcam",
+    ]);
+    assert!(
+        out.status.success(),
+        "purge: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+#[ignore = "needs root, systemd-nspawn, debootstrap, the amd64 .deb and the camera double: cargo xtask e2e [FILTER] builds both and runs it with --ignored (cargo xtask ci runs that)"]
+fn package_installs_users_units_and_timer_and_purge_keeps_an_fstab_ram_disk() {
+    let c = installed();
+
+    // The daemons' users, system accounts without a login shell: the uploader's (visdcam)
+    // and the recorder's (visdcam-rec), whose primary group is the uploader's group.
+    let (uploader_uid, visdcam_gid) = system_user(&c, "visdcam");
+    let (rec_uid, rec_gid) = system_user(&c, "visdcam-rec");
+    assert_ne!(rec_uid, uploader_uid);
+    assert_eq!(group_id(&c, "visdcam"), visdcam_gid);
+    assert_eq!(
+        rec_gid, visdcam_gid,
+        "visdcam-rec's primary group is visdcam"
+    );
 
     // Every unit is known to systemd and parses.
     for unit in [
@@ -121,12 +203,24 @@ fn package_installs_user_units_and_timer() {
     assert!(timers.contains("06:00:00 Asia/Kolkata"), "{timers}");
     assert!(timers.contains("18:00:00 Asia/Kolkata"), "{timers}");
 
-    // The RAM disk: a tmpfs owned by visdcam, not readable by others.
+    // Only the uploader runs as the user that may read the credential.
+    for (unit, user) in [
+        ("seg@cam1.service", "visdcam-rec"),
+        ("uploader@cam1.service", "visdcam"),
+        ("daynight.service", "visdcam-rec"),
+        ("net-shaper.service", "visdcam-rec"),
+    ] {
+        assert_eq!(prop(&c, unit, "User"), user, "{unit}");
+        assert_eq!(prop(&c, unit, "Group"), "visdcam", "{unit}");
+    }
+
+    // The RAM disk: a tmpfs of visdcam's that the group visdcam (both users) shares, setgid,
+    // not readable by others.
     systemctl(&c, &["start", "mnt-ramcam.mount"]);
     assert_eq!(sh(&c, "findmnt -n -o FSTYPE /mnt/ramcam"), "tmpfs");
     assert_eq!(
         sh(&c, "stat -c %U:%G:%a /mnt/ramcam"),
-        "visdcam:visdcam:750"
+        "visdcam:visdcam:2770"
     );
 
     // Config files are conffiles; the credential link points at the documented path.
@@ -153,6 +247,203 @@ fn package_installs_user_units_and_timer() {
             .unwrap_or_else(|| panic!("no exposure for {unit}: {text}"));
         assert!(level <= 2.0, "{unit}: exposure {level}");
     }
+
+    // A camera's recorder and uploader, each as its own user (PrivateUsers=yes in both). The
+    // camera is down (nothing listens on port 9) and the store unreachable: the recorder
+    // waits and retries, the uploader runs, both in the camera's directory.
+    c.write_file(
+        "/etc/visdcam/visdcam.conf",
+        b"B2_ENDPOINT=http://127.0.0.1:9\nB2_BUCKET=b\nB2_REGION=r\nB2_ADDRESSING_STYLE=path\n\
+          REQUIRE_CLOCK_SYNC=no\n",
+    )
+    .unwrap();
+    c.write_file(
+        "/etc/visdcam/cameras/cam1.conf",
+        b"CAMERA_URL=http://127.0.0.1:9/stream\n",
+    )
+    .unwrap();
+    sh(
+        &c,
+        "umask 077; printf '[b2]\\naws_access_key_id = KEYID-E2E\\naws_secret_access_key = s\\n' \
+         > /etc/visdcam/aws-credentials",
+    );
+    start(&c, &["seg@cam1.service", "uploader@cam1.service"]);
+    assert_eq!(main_ids(&c, "seg@cam1.service"), (rec_uid, visdcam_gid));
+    assert_eq!(
+        main_ids(&c, "uploader@cam1.service"),
+        (uploader_uid, visdcam_gid)
+    );
+
+    // The credential systemd hands the uploader is its user's alone; the recorder's user can
+    // read neither that copy nor the file it comes from (the uploader's user can: the check
+    // can tell).
+    let creds = "/run/credentials/uploader@cam1.service";
+    let stat = sh(
+        &c,
+        &format!("stat -c '%U %a' {creds} {creds}/aws-credentials"),
+    );
+    let modes: Vec<&str> = stat.lines().collect();
+    assert_eq!(modes.len(), 2, "{stat}");
+    for m in &modes {
+        let (owner, mode) = m.split_once(' ').unwrap();
+        assert_eq!(owner, "visdcam", "{stat}");
+        let mode = u32::from_str_radix(mode, 8).unwrap();
+        assert_eq!(mode & 0o077, 0, "group or others have access: {stat}");
+    }
+    for path in [
+        format!("{creds}/aws-credentials"),
+        "/etc/visdcam/aws-credentials".to_string(),
+    ] {
+        let out = as_user(&c, "visdcam-rec", &["cat", &path]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains("Permission denied"),
+            "visdcam-rec reading {path}: {}{err}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        assert!(!String::from_utf8_lossy(&out.stdout).contains("KEYID-E2E"));
+    }
+    let own = as_user(&c, "visdcam", &["cat", &format!("{creds}/aws-credentials")]);
+    assert!(
+        String::from_utf8_lossy(&own.stdout).contains("KEYID-E2E"),
+        "the uploader's user reads its credential: {}",
+        String::from_utf8_lossy(&own.stderr)
+    );
+
+    // The camera's directory: shared (group visdcam, 2770) whoever made it; each daemon's
+    // files are its own user's, group visdcam, 0640.
+    wait_for("both daemons' files", Duration::from_secs(30), || {
+        c.exec(&[
+            "test",
+            "-e",
+            "/mnt/ramcam/cam1/.seg-cam.lock",
+            "-a",
+            "-e",
+            "/mnt/ramcam/cam1/.uploader-stats",
+        ])
+        .status
+        .success()
+    });
+    let dir = sh(&c, "stat -c %G:%a /mnt/ramcam/cam1");
+    assert_eq!(dir, "visdcam:2770");
+    assert_eq!(
+        sh(
+            &c,
+            "stat -c %U:%G:%a /mnt/ramcam/cam1/.seg-cam.lock /mnt/ramcam/cam1/.uploader-stats"
+        ),
+        "visdcam-rec:visdcam:640\nvisdcam:visdcam:640"
+    );
+
+    // doctor tells when the two users cannot share the RAM disk (the mode of earlier
+    // versions) or the recorder's user could read the credential, and how to fix it.
+    let doctor = |c: &Container| {
+        String::from_utf8_lossy(&c.exec(&["visdcam", "doctor"]).stdout).into_owned()
+    };
+    let line = |out: &str, prefix: &str| {
+        out.lines()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no line {prefix}: {out}"))
+            .to_owned()
+    };
+    let out = doctor(&c);
+    assert!(
+        line(&out, "✔ RAM disk: /mnt/ramcam tmpfs").contains("free"),
+        "{out}"
+    );
+    assert_eq!(
+        line(&out, "✔ credentials: /etc/visdcam/aws-credentials"),
+        "✔ credentials: /etc/visdcam/aws-credentials readable by root only (systemd copies it \
+         for the uploader alone)"
+    );
+    sh(
+        &c,
+        "chmod 0750 /mnt/ramcam; chmod 0640 /etc/visdcam/aws-credentials",
+    );
+    let out = doctor(&c);
+    assert_eq!(
+        line(&out, "✘ RAM disk:"),
+        "✘ RAM disk: /mnt/ramcam (visdcam:visdcam, mode 2750): the group visdcam cannot create \
+         files in it, and the recorder (visdcam-rec) and the uploader (visdcam) share it through \
+         that group — fix: sudo chgrp visdcam /mnt/ramcam && sudo chmod 2770 /mnt/ramcam; for \
+         the next boot, mode=2770,gid=visdcam in its mount options (a drop-in for \
+         mnt-ramcam.mount, or its /etc/fstab line)"
+    );
+    assert!(
+        line(&out, "✘ credentials: /etc/visdcam/aws-credentials (root:root, mode 0640): users other than root can read it")
+            .ends_with("— fix: sudo chown root:root /etc/visdcam/aws-credentials && sudo chmod 600 /etc/visdcam/aws-credentials"),
+        "{out}"
+    );
+    sh(
+        &c,
+        "chmod 2770 /mnt/ramcam; chmod 0600 /etc/visdcam/aws-credentials",
+    );
+
+    // Purge with an /etc/fstab RAM disk (kept from visdcam-pi, with the options its guide
+    // gives): the mount stays, nothing the deleted users owned stays on it.
+    sys_ok(
+        &c,
+        &[
+            "stop",
+            "seg@cam1.service",
+            "uploader@cam1.service",
+            "mnt-ramcam.mount",
+        ],
+    );
+    sh(
+        &c,
+        "echo 'tmpfs /mnt/ramcam tmpfs mode=2770,uid=visdcam,gid=visdcam,size=25%,nosuid,nodev,noexec 0 0' \
+         >> /etc/fstab; systemctl daemon-reload",
+    );
+    start(&c, &["seg@cam1.service", "uploader@cam1.service"]);
+    assert_eq!(
+        prop(&c, "mnt-ramcam.mount", "FragmentPath"),
+        "/run/systemd/generator/mnt-ramcam.mount"
+    );
+    // seg-cam takes its lock before it tells systemd it is ready.
+    sh(&c, "test -e /mnt/ramcam/cam1/.seg-cam.lock");
+    // A segment waiting for upload, as the recorder leaves it.
+    let seg = "/mnt/ramcam/cam1/seg-1760271142000-0a3f.ts";
+    let made = as_user(
+        &c,
+        "visdcam-rec",
+        &[
+            "sh",
+            "-c",
+            &format!("umask 027; head -c 1000 /dev/zero > {seg}"),
+        ],
+    );
+    assert!(made.status.success(), "{made:?}");
+    let out = purge(&c);
+    assert!(
+        out.contains(
+            "visdcam: removed the camera directories from /mnt/ramcam, discarding 1 segment(s) \
+             not uploaded; the mount stays"
+        ),
+        "{out}"
+    );
+    assert_eq!(sh(&c, "findmnt -n -o FSTYPE /mnt/ramcam"), "tmpfs");
+    assert_eq!(sh(&c, "ls -A /mnt/ramcam"), "");
+    assert_eq!(sh(&c, "stat -c %U:%G /mnt/ramcam"), "root:root");
+    assert!(
+        !c.exec(&["getent", "passwd", "visdcam-rec"])
+            .status
+            .success(),
+        "visdcam-rec removed"
+    );
+    assert_eq!(ownerless_files(&c), "", "files of deleted users");
+}
+
+/// `systemctl start UNIT...`; on failure the panic shows the units' journals.
+fn start(c: &Container, units: &[&str]) {
+    let mut argv = vec!["systemctl", "start"];
+    argv.extend(units);
+    if let Err(e) = c.exec_ok(&argv) {
+        let journals: Vec<String> = units
+            .iter()
+            .map(|u| format!("--- {u}:\n{}", c.journal(u)))
+            .collect();
+        panic!("{e}\n{}", journals.join("\n"));
+    }
 }
 
 fn sys_ok(c: &Container, args: &[&str]) -> String {
@@ -161,42 +452,246 @@ fn sys_ok(c: &Container, args: &[&str]) -> String {
     c.exec_ok(&argv).unwrap_or_else(|e| panic!("{e}"))
 }
 
-#[test]
-#[ignore = "needs root, systemd-nspawn, debootstrap, the amd64 .deb and the camera double: cargo xtask e2e [FILTER] builds both and runs it with --ignored (cargo xtask ci runs that)"]
-fn upgrade_keeps_admin_choices_and_purge_removes_everything() {
-    let c = installed();
-    // An admin's choices: timer disabled, a camera file, credentials.
-    sys_ok(&c, &["disable", "--now", "daynight.timer"]);
+/// `(owner, name)` of every entry in a camera's RAM directory (one the uploader deletes while
+/// it is listed is left out).
+fn owners(c: &Container, cam: &str) -> Vec<(String, String)> {
     sh(
-        &c,
-        "printf 'B2_BUCKET=x\\n' > /etc/visdcam/cameras/cam1.conf; \
-         install -m 600 /dev/null /etc/visdcam/aws-credentials",
-    );
+        c,
+        &format!("find /mnt/ramcam/{cam} -mindepth 1 -printf '%u %f\\n' 2>/dev/null || true"),
+    )
+    .lines()
+    .filter_map(|l| l.split_once(' '))
+    .map(|(u, f)| (u.to_owned(), f.to_owned()))
+    .collect()
+}
 
-    // Reinstalling is an upgrade for the maintainer scripts ($2 = old version).
-    install(&c);
-    assert_eq!(systemctl(&c, &["is-enabled", "daynight.timer"]), "disabled");
-    assert_eq!(systemctl(&c, &["is-active", "daynight.timer"]), "inactive");
-    assert_eq!(sh(&c, "cat /etc/visdcam/cameras/cam1.conf"), "B2_BUCKET=x");
+/// The start time (ms) in a segment's name, final or partial.
+fn start_ms(name: &str) -> Option<i64> {
+    name.strip_prefix("seg-")?.split('-').next()?.parse().ok()
+}
 
+/// `dpkg -i` of the package again (an upgrade for the maintainer scripts: `$2` is the
+/// installed version); its output.
+fn upgrade(c: &Container) -> String {
     let out = c.exec(&[
         "env",
         "DEBIAN_FRONTEND=noninteractive",
-        "apt-get",
-        "purge",
-        "-y",
-        "-q",
-        "visdcam",
+        "dpkg",
+        "-i",
+        "/xchg/visdcam.deb",
     ]);
-    assert!(
-        out.status.success(),
-        "purge: {}",
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(
-        !c.exec(&["getent", "passwd", "visdcam"]).status.success(),
-        "user removed"
+    assert!(out.status.success(), "upgrading: {text}");
+    text
+}
+
+#[test]
+#[ignore = "needs root, systemd-nspawn, debootstrap, the amd64 .deb and the camera double: cargo xtask e2e [FILTER] builds both and runs it with --ignored (cargo xtask ci runs that)"]
+fn upgrade_from_one_user_keeps_recording_and_admin_choices_and_purge_removes_everything() {
+    let scratch = tempfile::tempdir().unwrap();
+    let s3 = S3Rig::start();
+    let cam = start_camera(scratch.path(), "camera-double-1");
+    let c = installed();
+    // An admin's choices: timer disabled, a camera file, credentials.
+    sys_ok(&c, &["disable", "--now", "daynight.timer"]);
+    let camera_file = format!("# the porch\nCAMERA_URL={}\n", cam.stream_url);
+    c.write_file("/etc/visdcam/cameras/cam1.conf", camera_file.as_bytes())
+        .unwrap();
+    c.write_file(
+        "/etc/visdcam/visdcam.conf",
+        format!(
+            "B2_ENDPOINT={}\nB2_BUCKET={}\nB2_REGION={}\nB2_ADDRESSING_STYLE=path\n\
+             REQUIRE_CLOCK_SYNC=no\nSEG_SECONDS=2\nKEYFRAME_INTERVAL=10\n",
+            s3.endpoint(),
+            s3.bucket(),
+            s3.region()
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    let (creds, _) = s3.write_aws_files(scratch.path(), "b2");
+    c.copy_in(&creds, "/etc/visdcam/aws-credentials").unwrap();
+    sh(&c, "chmod 600 /etc/visdcam/aws-credentials");
+
+    // The layout of the versions before visdcam-rec: every daemon ran as visdcam, the RAM
+    // disk was visdcam's alone (mode 0750) and so was everything in it. The package's units
+    // as they were then, the user gone; the reinstall below is the upgrade (dpkg replaces the
+    // units, postinst runs with the old version). The mode comes from a size drop-in written
+    // after the docs of then, which the upgrade leaves to the admin (with a warning).
+    sh(
+        &c,
+        "cd /lib/systemd/system; \
+         sed -i 's/^User=visdcam-rec$/User=visdcam/' seg@.service daynight.service \
+             net-shaper.service; \
+         mkdir -p /etc/systemd/system/mnt-ramcam.mount.d; \
+         printf '[Mount]\\nOptions=mode=0750,uid=visdcam,gid=visdcam,size=128M,nosuid,nodev,noexec\\n' \
+             > /etc/systemd/system/mnt-ramcam.mount.d/size.conf; \
+         userdel visdcam-rec; systemctl daemon-reload; \
+         systemctl start mnt-ramcam.mount; \
+         install -d -o visdcam -g visdcam -m 0750 /mnt/ramcam/cam1",
     );
+    let (visdcam_uid, visdcam_gid) = system_user(&c, "visdcam");
+    // daynight leaves what it learnt of the cameras in its runtime directory (kept after it
+    // ends: RuntimeDirectoryPreserve=yes).
+    start(&c, &["daynight.service"]);
+    assert_eq!(
+        sh(&c, "find /run/visdcam/daynight -printf '%u\\n' | sort -u"),
+        "visdcam"
+    );
+    start(&c, &["seg@cam1.service"]);
+    assert_eq!(main_ids(&c, "seg@cam1.service"), (visdcam_uid, visdcam_gid));
+    // Segments waiting (no uploader yet) and one being written, all visdcam's.
+    wait_for(
+        "two closed segments and one being written",
+        Duration::from_secs(60),
+        || {
+            let o = owners(&c, "cam1");
+            o.iter().filter(|(_, f)| f.ends_with(".ts")).count() >= 2
+                && o.iter().any(|(_, f)| f.ends_with(".ts.part"))
+        },
+    );
+    let before = owners(&c, "cam1");
+    assert!(before.iter().all(|(u, _)| u == "visdcam"), "{before:?}");
+    assert!(
+        before.iter().any(|(_, f)| f == ".seg-cam.lock"),
+        "{before:?}"
+    );
+    assert_eq!(
+        sh(&c, "stat -c %a /mnt/ramcam /mnt/ramcam/cam1"),
+        "750\n750"
+    );
+
+    // The upgrade, with the RAM disk mounted and the recorder running.
+    let upgrading_ms = Utc::now().timestamp_millis();
+    let out = upgrade(&c);
+    assert!(!out.contains("could not share"), "{out}");
+    assert!(
+        out.contains(
+            "visdcam: /mnt/ramcam is mounted with mode=0750 (/etc/fstab or a mnt-ramcam.mount \
+             drop-in): the recorder (visdcam-rec) needs mode=2770 from the next boot on"
+        ),
+        "{out}"
+    );
+    let upgraded_ms = Utc::now().timestamp_millis();
+
+    // The recorder runs again, as visdcam-rec; the RAM disk and the camera's directory are
+    // shared through the group; what the recorder wrote is its new user's, the .part it was
+    // writing was handed off (not left to a user that cannot finish it).
+    let (rec_uid, rec_gid) = system_user(&c, "visdcam-rec");
+    assert_eq!(rec_gid, visdcam_gid);
+    assert_eq!(prop(&c, "seg@cam1.service", "ActiveState"), "active");
+    assert_eq!(main_ids(&c, "seg@cam1.service"), (rec_uid, visdcam_gid));
+    assert_eq!(
+        sh(&c, "stat -c %U:%G:%a /mnt/ramcam /mnt/ramcam/cam1"),
+        "visdcam:visdcam:2770\nvisdcam:visdcam:2770"
+    );
+    let after = owners(&c, "cam1");
+    let stale: Vec<_> = after
+        .iter()
+        .filter(|(u, f)| {
+            u != "visdcam-rec"
+                || (f.ends_with(".ts.part") && start_ms(f).is_some_and(|ms| ms < upgrading_ms))
+        })
+        .collect();
+    assert!(
+        stale.is_empty(),
+        "after the upgrade: {stale:?} (all: {after:?})"
+    );
+    // It records on: segments begun after the upgrade close, its user's.
+    wait_for(
+        "a segment recorded after the upgrade",
+        Duration::from_secs(30),
+        || {
+            owners(&c, "cam1").iter().any(|(u, f)| {
+                u == "visdcam-rec"
+                    && f.ends_with(".ts")
+                    && start_ms(f).is_some_and(|ms| ms > upgraded_ms)
+            })
+        },
+    );
+    assert_eq!(restarts(&c, "seg@cam1.service"), 0);
+    let journal = c.journal("seg@cam1.service");
+    assert!(!journal.contains("ermission denied"), "{journal}");
+
+    // daynight runs as visdcam-rec now, in its runtime directory of before (systemd gives it
+    // to the unit's user at start).
+    start(&c, &["daynight.service"]);
+    assert_eq!(
+        sh(&c, "find /run/visdcam/daynight -printf '%u\\n' | sort -u"),
+        "visdcam-rec"
+    );
+
+    // The uploader (the user it always was) uploads and deletes what either layout recorded.
+    let queued_before: Vec<String> = before
+        .iter()
+        .filter(|(_, f)| f.ends_with(".ts"))
+        .map(|(_, f)| f.clone())
+        .collect();
+    start(&c, &["uploader@cam1.service"]);
+    assert_eq!(
+        main_ids(&c, "uploader@cam1.service"),
+        (visdcam_uid, visdcam_gid)
+    );
+    wait_for(
+        "the segments from before the upgrade uploaded and deleted",
+        Duration::from_secs(60),
+        || {
+            let now = owners(&c, "cam1");
+            queued_before
+                .iter()
+                .all(|q| !now.iter().any(|(_, f)| f == q))
+                && objects_of(&s3, 1).len() > queued_before.len()
+        },
+    );
+    let journal = c.journal("uploader@cam1.service");
+    assert!(!journal.contains("ermission denied"), "{journal}");
+
+    // The admin's choices survived.
+    assert_eq!(systemctl(&c, &["is-enabled", "daynight.timer"]), "disabled");
+    assert_eq!(systemctl(&c, &["is-active", "daynight.timer"]), "inactive");
+    assert_eq!(
+        sh(&c, "cat /etc/visdcam/cameras/cam1.conf"),
+        camera_file.trim()
+    );
+
+    // Purge with segments waiting on the package's RAM disk: it is unmounted (the segments
+    // are discarded, and said so) before the users go, so no file of theirs outlives them.
+    sys_ok(&c, &["stop", "uploader@cam1.service"]);
+    wait_for("a segment waiting", Duration::from_secs(30), || {
+        owners(&c, "cam1").iter().any(|(_, f)| f.ends_with(".ts"))
+    });
+    let out = purge(&c);
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("visdcam: unmounted the RAM disk /mnt/ramcam, discarding "))
+        .unwrap_or_else(|| panic!("no line about the RAM disk: {out}"));
+    let discarded: u32 = line
+        .split_whitespace()
+        .nth(7)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{line}"));
+    assert!(discarded >= 1, "{line}");
+    assert!(
+        !c.exec(&["mountpoint", "-q", "/mnt/ramcam"])
+            .status
+            .success(),
+        "the package's RAM disk is still mounted"
+    );
+    for user in ["visdcam", "visdcam-rec"] {
+        assert!(
+            !c.exec(&["getent", "passwd", user]).status.success(),
+            "{user} removed"
+        );
+    }
+    assert!(
+        !c.exec(&["getent", "group", "visdcam"]).status.success(),
+        "group visdcam removed"
+    );
+    assert_eq!(ownerless_files(&c), "", "files of deleted users");
     assert!(
         !c.exec(&["test", "-e", "/etc/visdcam"]).status.success(),
         "/etc/visdcam removed"
@@ -602,6 +1097,30 @@ fn cameras_record_upload_recover_and_spare_the_sd_card() {
             })
         },
     );
+
+    // Each daemon as its own user: the recorder's cannot read the uploader's credential. The
+    // segments are the recorder's user's; the uploader reads and deletes them through the
+    // group visdcam (the uploads above, the drained queue below).
+    let (rec_uid, visdcam_gid) = system_user(&c, "visdcam-rec");
+    let (uploader_uid, _) = system_user(&c, "visdcam");
+    for cam in ["cam1", "cam2"] {
+        assert_eq!(
+            main_ids(&c, &format!("seg@{cam}.service")),
+            (rec_uid, visdcam_gid)
+        );
+        assert_eq!(
+            main_ids(&c, &format!("uploader@{cam}.service")),
+            (uploader_uid, visdcam_gid)
+        );
+        let o = owners(&c, cam);
+        assert!(
+            o.iter()
+                .filter(|(_, f)| f.starts_with("seg-"))
+                .all(|(u, _)| u == "visdcam-rec")
+                && o.iter().any(|(_, f)| f.starts_with("seg-")),
+            "{cam}: {o:?}"
+        );
+    }
 
     // Issue 10's window starts: from here on nothing may be written to the SD card.
     let window_start = Instant::now();
