@@ -38,6 +38,9 @@ pub const ROOT_AWS_CREDENTIALS: &str = "/root/.aws/credentials";
 pub const ROOT_AWS_CONFIG: &str = "/root/.aws/config";
 /// Where visdcam-pi's gst-launch wrote segments, one directory per camera.
 pub const OLD_RAM_DIR: &str = "/mnt/ramcam";
+/// Where a plain /mnt/ramcam goes while the RAM disk is mounted on its name (emptied into the
+/// RAM disk, then removed).
+pub const OLD_RAM_ASIDE: &str = "/mnt/ramcam.visdcam-pi";
 /// Where visdcam-pi's uploader knobs are, per camera.
 pub const DEFAULTS_DIR: &str = "/etc/default";
 /// The package's credential file (uploader@ loads it).
@@ -919,6 +922,32 @@ pub fn handover_names(segments: &[OldSegment], seg_seconds: u32) -> Vec<(String,
         .collect()
 }
 
+/// Whether a unit file with one of visdcam-pi's names is really the package's own (a
+/// `systemctl edit --full` copy of net-shaper.service runs /usr/bin/net-shaper): left alone.
+pub fn is_package_unit(text: &str) -> bool {
+    parse_unit(text)
+        .execs
+        .iter()
+        .any(|e| e.iter().any(|w| w.starts_with("/usr/bin/")))
+}
+
+/// The device visdcam-pi's shaper puts its root qdisc on (`tc ... dev X` in its unit or
+/// script), when its unit is there.
+pub fn old_shaper_device(found: &Found) -> Option<String> {
+    let text = found.units.get(OLD_SHAPER)?;
+    let ev = evaluate(OLD_SHAPER, text, found, &[]);
+    let tc = tc_lines(&ev);
+    after(&tc, "dev").filter(|d| !d.contains('$'))
+}
+
+fn tc_lines(ev: &Evaluated) -> Vec<String> {
+    ev.lines
+        .iter()
+        .filter(|l| words(l).iter().any(|w| w == "tc" || w.ends_with("/tc")))
+        .cloned()
+        .collect()
+}
+
 // ---------------------------------------------------------------------------------------------
 // The plan.
 
@@ -1148,12 +1177,7 @@ pub fn plan(
             .script
             .clone()
             .unwrap_or_else(|| format!("{OLD_UNIT_DIR}/{OLD_SHAPER}"));
-        let tc: Vec<String> = ev
-            .lines
-            .iter()
-            .filter(|l| words(l).iter().any(|w| w == "tc" || w.ends_with("/tc")))
-            .cloned()
-            .collect();
+        let tc = tc_lines(ev);
         if let Some(dev) = after(&tc, "dev").filter(|d| !d.contains('$')) {
             shaper_dev = Some(dev.clone());
             global_keys.push((
@@ -1512,7 +1536,7 @@ impl fmt::Display for Plan {
             let how = match &self.ram_root {
                 RamRoot::PlainDir => format!(
                     "; {OLD_RAM_DIR} is a plain directory, which the RAM disk would hide: it is \
-                     moved to {OLD_RAM_DIR}.visdcam-pi first and emptied into the RAM disk"
+                     moved to {OLD_RAM_ASIDE} first and emptied into the RAM disk"
                 ),
                 RamRoot::Symlink { target } => format!(
                     "; {OLD_RAM_DIR} is a symlink to {target}, on which systemd cannot mount: it \

@@ -82,8 +82,20 @@ pub enum Command {
     },
     Doctor,
     Ramlogs(RamlogsAction),
+    Migrate(MigrateArgs),
     /// `footage`, `fetch`, `play`: the bucket as a footage library.
     Footage(FootageArgs),
+}
+
+/// `migrate`'s options.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MigrateArgs {
+    pub dry_run: bool,
+    pub bucket: Option<String>,
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    /// `--camera CAMERA=URL`, in order.
+    pub cameras: Vec<(String, String)>,
 }
 
 /// Which footage command.
@@ -327,6 +339,31 @@ off: removes the drop-in and restarts systemd-journald.
 status: says where logs go now.",
     },
     CommandHelp {
+        name: "migrate",
+        synopsis: "migrate [--dry-run] [--bucket NAME] [--endpoint URL] [--region NAME] [--camera CAMERA=URL]...",
+        summary: "move a visdcam-pi install over to visdcam in one go, losing no footage",
+        details: "Reads visdcam-pi's units (seg-CAMERA, uploader-CAMERA, visdcam-daynight.timer, \
+net-shaper.service in /etc/systemd/system), the scripts they run, /etc/default/uploader-CAMERA \
+and root's ~/.aws/credentials and ~/.aws/config (profile b2, its key and region), prints the \
+plan, and carries it out: writes /etc/visdcam/cameras/CAMERA.conf (CAMERA_URL, SEG_SECONDS, \
+RATE_KBPS), the B2_* keys in visdcam.conf and /etc/visdcam/aws-credentials (0600); checks that \
+the bucket accepts the key before anything old is stopped; stops and disables the old units \
+(and removes the old shaper's qdisc); moves their files, their scripts, /usr/local/bin/visdcam \
+(which shadows this command in PATH) and /etc/tmpfiles.d/ramcam.conf into \
+/var/backups/visdcam-pi-DATE, with an undo.sh that puts them back; hands the home-cam-*.ts \
+segments left in /mnt/ramcam to the new uploaders with their mtimes, so their keys are the ones \
+visdcam-pi would have used; keeps the journal in RAM (ramlogs on); enables and starts the new \
+units; runs doctor. A failure after the old units stopped puts them back and starts them again. \
+Run again, it finds nothing to do. Needs root (sudo).
+
+  --dry-run          print the plan, change nothing
+  --bucket NAME      the bucket, when the uploader scripts do not name it (s3://NAME/)
+  --endpoint URL     the S3 endpoint (default: the scripts' B2_ENDPOINT or --endpoint-url,
+                     else https://s3.REGION.backblazeb2.com)
+  --region NAME      the region (default: the scripts' B2_REGION, else the profile's)
+  --camera CAMERA=URL  a camera's stream URL, when its recorder script does not say",
+    },
+    CommandHelp {
         name: "help",
         synopsis: "help [COMMAND]",
         summary: "show help for visdcam or one command",
@@ -444,6 +481,33 @@ where
                 }
                 c.expires = Some(d);
             }
+            Long("dry-run") if cmd == "migrate" => c.migrate.dry_run = true,
+            Long(name @ ("bucket" | "endpoint" | "region")) if cmd == "migrate" => {
+                let name = name.to_string();
+                let v = p.value().map_err(bad)?.string().map_err(bad)?;
+                if v.is_empty() {
+                    return Err(usage(Some(cmd), format!("--{name} needs a value")));
+                }
+                match name.as_str() {
+                    "bucket" => c.migrate.bucket = Some(v),
+                    "endpoint" => c.migrate.endpoint = Some(v),
+                    _ => c.migrate.region = Some(v),
+                }
+            }
+            Long("camera") if cmd == "migrate" => {
+                let v = p.value().map_err(bad)?.string().map_err(bad)?;
+                match v.split_once('=') {
+                    Some((cam, url)) if !cam.is_empty() && !url.is_empty() => {
+                        c.migrate.cameras.push((cam.to_string(), url.to_string()))
+                    }
+                    _ => {
+                        return Err(usage(
+                            Some(cmd),
+                            format!("invalid --camera `{v}`: use CAMERA=URL, e.g. cam1=http://192.168.1.33:81/stream"),
+                        ))
+                    }
+                }
+            }
             Long(name @ ("profile" | "bucket" | "endpoint" | "region"))
                 if matches!(cmd, "footage" | "fetch" | "play") =>
             {
@@ -502,6 +566,7 @@ struct Collected {
     open: bool,
     expires: Option<Duration>,
     store: StoreArgs,
+    migrate: MigrateArgs,
 }
 
 /// B2's (and S3's) longest validity of a presigned URL.
@@ -648,6 +713,10 @@ impl Collected {
                         ))
                     }
                 })
+            }
+            "migrate" => {
+                too_many(0)?;
+                Command::Migrate(self.migrate)
             }
             "footage" | "fetch" | "play" => {
                 let Some(camera) = pos.first() else {
@@ -850,6 +919,16 @@ mod tests {
             ("ramlogs on", Command::Ramlogs(RamlogsAction::On)),
             ("ramlogs off", Command::Ramlogs(RamlogsAction::Off)),
             ("ramlogs", Command::Ramlogs(RamlogsAction::Status)),
+            ("migrate", Command::Migrate(MigrateArgs::default())),
+            (
+                "migrate --dry-run --bucket visd-cctv --camera cam2=http://10.0.0.2:81/stream",
+                Command::Migrate(MigrateArgs {
+                    dry_run: true,
+                    bucket: Some("visd-cctv".into()),
+                    cameras: vec![("cam2".into(), "http://10.0.0.2:81/stream".into())],
+                    ..MigrateArgs::default()
+                }),
+            ),
             ("", Command::Help(None)),
             ("--help", Command::Help(None)),
             ("help", Command::Help(None)),
@@ -1002,6 +1081,12 @@ mod tests {
                 "preset cam1 Dusk!",
                 "invalid preset `Dusk!`: use day, night, auto or a preset name in lowercase letters and digits\n\
                  Usage: visdcam preset CAMERA|all day|night|auto\nTry `visdcam help preset`.",
+            ),
+            (
+                "migrate --camera cam2",
+                "invalid --camera `cam2`: use CAMERA=URL, e.g. cam1=http://192.168.1.33:81/stream\n\
+                 Usage: visdcam migrate [--dry-run] [--bucket NAME] [--endpoint URL] [--region NAME] [--camera CAMERA=URL]...\n\
+                 Try `visdcam help migrate`.",
             ),
             ("help nothing", "unknown command `nothing`\nTry `visdcam help`."),
             ("--json status", "invalid option '--json' before the command\nTry `visdcam help`."),

@@ -7,6 +7,7 @@ mod doctor;
 mod fail;
 mod footage;
 mod join;
+mod migrate;
 mod ram;
 mod ramlogs;
 mod status;
@@ -93,6 +94,7 @@ fn run(cmd: Command) -> fail::Result<()> {
         Command::Doctor => doctor::run(&Ctx::load()?),
         Command::Ramlogs(action) => ramlogs::run(action),
         Command::Footage(a) => footage::run(&Ctx::load()?, a),
+        Command::Migrate(a) => migrate::run(&Ctx::load()?, &a),
     }
 }
 

@@ -249,7 +249,8 @@ impl Systemd {
         Ok(changes)
     }
 
-    fn reload(&self) -> Result<(), Failure> {
+    /// `daemon-reload`: systemd reads unit files again.
+    pub fn reload(&self) -> Result<(), Failure> {
         self.manager
             .call::<_, _, ()>("Reload", &())
             .map_err(|e| bus_failure("cannot reload systemd", &e))
