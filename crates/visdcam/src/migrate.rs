@@ -405,8 +405,9 @@ fn write_file(backup: &Path, w: &core::Write) -> fail::Result<()> {
     write_atomic(path, w.text.as_bytes()).map_err(|e| io_failure("write", path, &e))
 }
 
-/// Moves `from` to `to` (made parents); across file systems a regular file is copied and
-/// removed.
+/// Moves `from` to `to` (made parents). Across file systems (or where overlayfs will not
+/// rename a directory) a directory is moved entry by entry and a regular file is copied (with
+/// its mode and mtime) and removed.
 fn move_path(from: &Path, to: &Path) -> io::Result<()> {
     if let Some(p) = to.parent() {
         fs::create_dir_all(p)?;
@@ -414,10 +415,23 @@ fn move_path(from: &Path, to: &Path) -> io::Result<()> {
     match fs::rename(from, to) {
         Err(e) if e.raw_os_error() == Some(nix::libc::EXDEV) => {
             let m = fs::symlink_metadata(from)?;
+            if m.file_type().is_dir() {
+                fs::create_dir_all(to)?;
+                fs::set_permissions(to, m.permissions())?;
+                for entry in fs::read_dir(from)? {
+                    let entry = entry?;
+                    move_path(&entry.path(), &to.join(entry.file_name()))?;
+                }
+                return fs::remove_dir(from);
+            }
             if !m.file_type().is_file() {
                 return Err(e);
             }
             fs::copy(from, to)?;
+            fs::File::options()
+                .write(true)
+                .open(to)?
+                .set_modified(m.modified()?)?;
             fs::remove_file(from)
         }
         r => r,
@@ -560,7 +574,7 @@ fn handover(
         }
         _ => {
             if !aside.is_dir() {
-                fs::rename(OLD_RAM_DIR, aside)
+                move_path(Path::new(OLD_RAM_DIR), aside)
                     .map_err(|e| io_failure("move aside", Path::new(OLD_RAM_DIR), &e))?;
                 println!("moved {OLD_RAM_DIR} to {ASIDE} (the RAM disk mounts on {OLD_RAM_DIR})");
             }

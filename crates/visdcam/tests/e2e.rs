@@ -3,7 +3,9 @@
 //! read the uploader's credential), units, timer, RAM disk, an upgrade from the single-user
 //! layout with a recorder running, and purge with segments on the RAM disk; then the real daemons recording two camera doubles (on the host's 127.0.0.1)
 //! into a real S3 server (SeaweedFS, also on the host) through faults, a setdur, a stop and a
-//! reboot, with the journal in RAM and nothing written to the SD card (issue 10).
+//! reboot, with the journal in RAM and nothing written to the SD card (issue 10); and
+//! `visdcam migrate` moving a running visdcam-pi install (gst-launch units against the
+//! doubles) over, with a refused key, a failure midway, `--dry-run` and a second run (issue 19).
 //!
 //! Every test is `#[ignore]`d (needs root, systemd-nspawn, debootstrap, the package and the
 //! double): run them with `cargo xtask e2e [FILTER]`, which builds the package and the camera
@@ -1382,5 +1384,474 @@ fn cameras_record_upload_recover_and_spare_the_sd_card() {
     assert!(
         !Path::new(&format!("/proc/{weed}")).exists(),
         "S3 server still running"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// `visdcam migrate` from visdcam-pi (issue 19).
+
+/// The visdcam-pi test install (crates/visdcam-core/testdata/visdcam-pi, the files the core's
+/// plan tests read), as `(path on the Pi, text)`.
+fn visdcam_pi_files() -> Vec<(String, String)> {
+    let root = workspace_root().join("crates/visdcam-core/testdata/visdcam-pi");
+    let mut out = Vec::new();
+    let mut dirs = vec![root.clone()];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else {
+                let rel = p.strip_prefix(&root).unwrap().display().to_string();
+                out.push((format!("/{rel}"), std::fs::read_to_string(&p).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Lays visdcam-pi down as its owner installed it by hand: scripts in /usr/local/bin (755),
+/// units in /etc/systemd/system (644), the helper, tmpfiles.d applied, root's aws-cli files,
+/// /etc/default knobs. Only addresses change: the cameras are the doubles, the store is the
+/// rig (its bucket, region and endpoint in the knobs file; path style in the aws config, as
+/// SeaweedFS wants), and segments are 2 s long with a keyframe each second. `secret` goes into
+/// root's credentials (a wrong one makes the bucket refuse the key).
+fn lay_down_visdcam_pi(c: &Container, s3: &S3Rig, cams: &[&Camera], secret: &str) {
+    for (path, text) in visdcam_pi_files() {
+        let text = match path.as_str() {
+            "/root/.aws/credentials" => format!(
+                "[default]\naws_access_key_id = AKIAOTHER\naws_secret_access_key = other\n\n\
+                 [b2]\naws_access_key_id = {}\naws_secret_access_key = {secret}\n",
+                s3.access_key()
+            ),
+            "/root/.aws/config" => format!(
+                "[profile b2]\nregion = {}\ns3 =\n    signature_version = s3v4\n    \
+                 addressing_style = path\n",
+                s3.region()
+            ),
+            p if p.starts_with("/etc/default/uploader-cam") => format!(
+                "{text}B2_REGION={}\nB2_ENDPOINT={}\n",
+                s3.region(),
+                s3.endpoint()
+            ),
+            p if p.starts_with("/usr/local/bin/uploader-cam") => {
+                text.replace("BUCKET=visd-cctv", &format!("BUCKET={}", s3.bucket()))
+            }
+            p if p.starts_with("/usr/local/bin/seg-cam") => {
+                let n: usize = p["/usr/local/bin/seg-cam".len()..]
+                    .trim_end_matches(".sh")
+                    .parse()
+                    .unwrap();
+                text.replace(
+                    "STREAM=\"http://${CAM_IP}:81/stream\"",
+                    &format!("STREAM=\"{}\"", cams[n - 1].stream_url),
+                )
+                .replace("SEG_NS=60000000000", "SEG_NS=2000000000")
+                .replace("key-int-max=30", "key-int-max=10")
+            }
+            _ => text,
+        };
+        c.write_file(&path, text.as_bytes()).unwrap();
+        if path.starts_with("/usr/local/bin/") {
+            sh(c, &format!("chmod 755 {path}"));
+        }
+    }
+    sh(
+        c,
+        "chmod 700 /root/.aws; chmod 600 /root/.aws/credentials; \
+         systemd-tmpfiles --create /etc/tmpfiles.d/ramcam.conf; systemctl daemon-reload; \
+         systemctl enable --now seg-cam1 seg-cam2 uploader-cam1 uploader-cam2 \
+             visdcam-daynight.timer",
+    );
+}
+
+/// `home-cam-*.ts` files in /mnt/ramcam/CAMERA (or where a run moved them): name, mtime in
+/// whole seconds and nanoseconds, MD5.
+fn old_files(c: &Container, dir: &str) -> Vec<(String, i64, String)> {
+    sh(
+        c,
+        &format!(
+            "cd {dir} 2>/dev/null || exit 0; for f in home-cam-*.ts; do [ -e \"$f\" ] || continue; \
+             echo \"$f $(stat -c %Y \"$f\") $(md5sum < \"$f\" | cut -d' ' -f1)\"; done"
+        ),
+    )
+    .lines()
+    .map(|l| {
+        let v: Vec<&str> = l.split(' ').collect();
+        (v[0].to_owned(), v[1].parse().unwrap(), v[2].to_owned())
+    })
+    .collect()
+}
+
+/// visdcam-pi's object key for a camera's segment with mtime `secs` (IST, as its uploader
+/// script's `date -r` under TZ=Asia/Kolkata).
+fn old_style_key(camera: u32, secs: i64) -> String {
+    let ist = FixedOffset::east_opt(IST_SECS).unwrap();
+    let t = DateTime::from_timestamp(secs, 0)
+        .unwrap()
+        .with_timezone(&ist);
+    format!(
+        "cam{camera}/{}/cam_{camera}_{}.ts",
+        t.format("%Y/%m/%d/%H"),
+        t.format("%Y_%m_%d_%H_%M_%S")
+    )
+}
+
+/// The state a run of migrate may not change: unit files, scripts, the helper, tmpfiles,
+/// the package's configuration (with modes and checksums), the backups, and the old units'
+/// states.
+fn migration_state(c: &Container) -> String {
+    sh(
+        c,
+        "find /etc/systemd/system /usr/local/bin /etc/tmpfiles.d /etc/visdcam /etc/default \
+             /var/backups /etc/systemd/journald.conf.d -xdev \\( -type f -o -type l \\) \
+             -printf '%p %m %u ' -exec sh -c 'md5sum < \"$1\" | cut -c1-8' _ {} \\; | sort; \
+         for u in seg-cam1 seg-cam2 uploader-cam1 uploader-cam2 visdcam-daynight.timer \
+             seg@cam1 uploader@cam1 seg@cam2 uploader@cam2; do \
+             echo \"$u $(systemctl is-enabled $u 2>&1) $(systemctl is-active $u 2>&1)\"; done",
+    )
+}
+
+/// `/usr/bin/visdcam migrate ARGS` inside (by full path: visdcam-pi's helper in
+/// /usr/local/bin comes first in PATH until the migration moves it); the output.
+fn migrate(c: &Container, args: &[&str]) -> std::process::Output {
+    let mut argv = vec!["/usr/bin/visdcam", "migrate"];
+    argv.extend(args);
+    c.exec(&argv)
+}
+
+fn text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+#[ignore = "needs root, systemd-nspawn, debootstrap, the amd64 .deb and the camera double: cargo xtask e2e [FILTER] builds both and runs it with --ignored (cargo xtask ci runs that)"]
+fn migrate_moves_a_running_visdcam_pi_over_and_loses_no_footage() {
+    let scratch = tempfile::tempdir().unwrap();
+    let s3 = S3Rig::start();
+    let cam1 = start_camera(scratch.path(), "camera-double-1");
+    let cam2 = start_camera(scratch.path(), "camera-double-2");
+    let c = installed();
+    // This machine's clock counts as unsynchronised (nspawn denies adjtimex): an admin's
+    // setting the migration must keep.
+    c.write_file(
+        "/etc/visdcam/visdcam.conf",
+        b"# this Pi\nREQUIRE_CLOCK_SYNC=no\nKEYFRAME_INTERVAL=10\n",
+    )
+    .unwrap();
+    lay_down_visdcam_pi(&c, &s3, &[&cam1, &cam2], s3.secret_key());
+
+    // visdcam-pi runs: gst-launch records both doubles into home-cam-N-*.ts; its uploaders
+    // run too, but the container has no aws-cli (nor pv, lsof), so every upload fails (they
+    // log it in /run/visdcam) and the segments wait, as on a Pi whose uplink is down.
+    for u in ["seg-cam1", "seg-cam2", "uploader-cam1", "uploader-cam2"] {
+        assert_eq!(systemctl(&c, &["is-active", u]), "active", "{u}");
+    }
+    wait_for(
+        "three visdcam-pi segments of each camera",
+        Duration::from_secs(60),
+        || {
+            old_files(&c, "/mnt/ramcam/cam1").len() >= 3
+                && old_files(&c, "/mnt/ramcam/cam2").len() >= 3
+        },
+    );
+    wait_for("the old uploaders failing", Duration::from_secs(30), || {
+        sh(&c, "cat /run/visdcam/uploader-cam1.log 2>/dev/null || true").contains("failed")
+    });
+    assert_eq!(sh(&c, "command -v visdcam"), "/usr/local/bin/visdcam");
+
+    // Injected failure: the bucket refuses root's key. Checked before anything old stops,
+    // so nothing changes and visdcam-pi keeps running; its units can start again.
+    let before = migration_state(&c);
+    sh(
+        &c,
+        "sed -i 's/^aws_secret_access_key = .*/aws_secret_access_key = wrong-secret/' \
+            /root/.aws/credentials",
+    );
+    let refused = migrate(&c, &[]);
+    let out = text(&refused);
+    assert_eq!(refused.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains(&format!(
+            "bucket {} at {} does not accept profile [b2]",
+            s3.bucket(),
+            s3.endpoint()
+        )),
+        "{out}"
+    );
+    assert!(out.contains("SignatureDoesNotMatch"), "{out}");
+    assert!(
+        out.contains("nothing was changed, visdcam-pi keeps running"),
+        "{out}"
+    );
+    let after_refusal = migration_state(&c);
+    assert_eq!(after_refusal, before, "a refused key changed something");
+    for u in ["seg-cam1", "seg-cam2", "uploader-cam1", "uploader-cam2"] {
+        assert_eq!(systemctl(&c, &["is-active", u]), "active", "{u}");
+    }
+    let restarted_at: i64 = sh(&c, "date +%s").parse().unwrap();
+    sys_ok(&c, &["restart", "seg-cam1", "uploader-cam1"]);
+    wait_for("seg-cam1 recording again", Duration::from_secs(30), || {
+        systemctl(&c, &["is-active", "seg-cam1"]) == "active"
+            && old_files(&c, "/mnt/ramcam/cam1")
+                .iter()
+                .any(|(f, t, _)| f == "home-cam-1-00000.ts" && *t >= restarted_at)
+    });
+    sh(
+        &c,
+        &format!(
+            "sed -i 's/^aws_secret_access_key = wrong-secret$/aws_secret_access_key = {}/' \
+             /root/.aws/credentials",
+            s3.secret_key()
+        ),
+    );
+
+    // --dry-run prints the plan and changes nothing.
+    let before = migration_state(&c);
+    let dry = migrate(&c, &["--dry-run"]);
+    let plan = text(&dry);
+    assert!(dry.status.success(), "{plan}");
+    for want in [
+        format!("camera cam1: stream {} (from /usr/local/bin/seg-cam1.sh)", cam1.stream_url),
+        "camera cam1: segments of 2 s (from /usr/local/bin/seg-cam1.sh)".to_owned(),
+        "camera cam1: upload cap RATE_KBPS=500 KiB/s (from /etc/default/uploader-cam1)".to_owned(),
+        format!("B2_BUCKET={} (from /usr/local/bin/uploader-cam1.sh)", s3.bucket()),
+        format!("B2_ENDPOINT={} (from /etc/default/uploader-cam1)", s3.endpoint()),
+        "B2_ADDRESSING_STYLE=path (from /root/.aws/config)".to_owned(),
+        "stop seg-cam1.service, seg-cam2.service, uploader-cam1.service, uploader-cam2.service, visdcam-daynight.timer".to_owned(),
+        "/usr/local/bin/visdcam".to_owned(),
+        "/mnt/ramcam is a plain directory".to_owned(),
+        "--dry-run: nothing was changed.".to_owned(),
+    ] {
+        assert!(plan.contains(&want), "plan lacks {want:?}:\n{plan}");
+    }
+    assert!(
+        !plan.contains(s3.secret_key()),
+        "the plan shows the secret:\n{plan}"
+    );
+    assert_eq!(migration_state(&c), before, "--dry-run changed something");
+
+    // Injected failure midway, after the old units stopped: the RAM directory cannot be moved
+    // aside (a file is in the way). The old files go back and the old units start again.
+    sh(&c, "echo in-the-way > /mnt/ramcam.visdcam-pi");
+    let failed = migrate(&c, &[]);
+    let out = text(&failed);
+    assert_eq!(failed.status.code(), Some(1), "{out}");
+    assert!(out.contains("cannot move aside /mnt/ramcam"), "{out}");
+    assert!(
+        out.contains(
+            "the migration stopped midway; visdcam-pi's files are back and its units \
+                      started again; the backup /var/backups/visdcam-pi-"
+        ),
+        "{out}"
+    );
+    for u in [
+        "seg-cam1",
+        "seg-cam2",
+        "uploader-cam1",
+        "uploader-cam2",
+        "visdcam-daynight.timer",
+    ] {
+        assert_eq!(systemctl(&c, &["is-enabled", u]), "enabled", "{u}");
+        assert_eq!(systemctl(&c, &["is-active", u]), "active", "{u}");
+    }
+    assert_eq!(sh(&c, "command -v visdcam"), "/usr/local/bin/visdcam");
+    let first_backup = sh(&c, "ls -d /var/backups/visdcam-pi-*");
+    let resumed_at: i64 = sh(&c, "date +%s").parse().unwrap();
+    wait_for(
+        "visdcam-pi recording again",
+        Duration::from_secs(30),
+        || {
+            old_files(&c, "/mnt/ramcam/cam2")
+                .iter()
+                .any(|(_, t, _)| *t > resumed_at)
+        },
+    );
+    sh(&c, "rm /mnt/ramcam.visdcam-pi");
+
+    // The migration. The closed segments now (all but each camera's newest, still being
+    // written) must reach the bucket byte for byte under visdcam-pi's keys.
+    let waiting: Vec<(u32, String, i64, String)> = [1u32, 2]
+        .iter()
+        .flat_map(|&n| {
+            let mut v = old_files(&c, &format!("/mnt/ramcam/cam{n}"));
+            v.sort();
+            v.pop();
+            v.into_iter().map(move |(f, t, m)| (n, f, t, m))
+        })
+        .collect();
+    let run = migrate(&c, &[]);
+    let log = text(&run);
+    let migrated_at = Utc::now();
+    assert!(run.status.success(), "migrate: {log}");
+    for want in [
+        // The failed run wrote the credentials file already.
+        format!(
+            "bucket {} at {} accepts profile [b2] of /etc/visdcam/aws-credentials",
+            s3.bucket(),
+            s3.endpoint()
+        ),
+        "visdcam-pi segments handed to uploader@cam1".to_owned(),
+        "visdcam-pi is migrated; to go back to visdcam-pi: sudo sh /var/backups/visdcam-pi-"
+            .to_owned(),
+        "--- visdcam doctor".to_owned(),
+    ] {
+        assert!(log.contains(&want), "output lacks {want:?}:\n{log}");
+    }
+
+    // Old units gone, nothing of visdcam-pi runs, its files in the backup.
+    for u in [
+        "seg-cam1.service",
+        "seg-cam2.service",
+        "uploader-cam1.service",
+        "uploader-cam2.service",
+        "visdcam-daynight.timer",
+        "visdcam-daynight.service",
+    ] {
+        assert_eq!(prop(&c, u, "LoadState"), "not-found", "{u}");
+    }
+    let procs = sh(&c, "ps -eo args");
+    assert!(
+        !procs.contains("gst-launch") && !procs.contains("/usr/local/bin/"),
+        "visdcam-pi still runs:\n{procs}"
+    );
+    assert_eq!(
+        sh(&c, "ls -A /usr/local/bin"),
+        "",
+        "/usr/local/bin keeps files"
+    );
+    assert_eq!(
+        sh(
+            &c,
+            "test -e /etc/tmpfiles.d/ramcam.conf && echo left || echo gone"
+        ),
+        "gone"
+    );
+    assert_eq!(sh(&c, "command -v visdcam"), "/usr/bin/visdcam");
+    let backups = sh(&c, "ls -d /var/backups/visdcam-pi-*");
+    assert_eq!(backups.lines().count(), 2, "{backups}");
+    let backup = backups
+        .lines()
+        .find(|b| *b != first_backup)
+        .unwrap()
+        .to_owned();
+    assert!(
+        sh(
+            &c,
+            &format!("test -f {first_backup}/etc/visdcam/visdcam.conf && echo kept")
+        ) == "kept",
+        "the admin's visdcam.conf is in the first run's backup"
+    );
+    let saved = sh(&c, &format!("cd {backup} && find . -type f | sort"));
+    for f in [
+        "./undo.sh",
+        "./etc/systemd/system/seg-cam1.service",
+        "./etc/systemd/system/net-shaper.service",
+        "./usr/local/bin/uploader-cam2.sh",
+        "./usr/local/bin/visdcam",
+        "./etc/tmpfiles.d/ramcam.conf",
+    ] {
+        assert!(
+            saved.lines().any(|l| l == f),
+            "{f} not in the backup:\n{saved}"
+        );
+    }
+    assert_eq!(sh(&c, &format!("stat -c %a {backup}")), "700");
+
+    // The configuration: cameras, store, credentials (root's, 0600), the admin's lines kept.
+    let cam1_conf = sh(&c, "cat /etc/visdcam/cameras/cam1.conf");
+    assert!(
+        cam1_conf.contains(&format!("CAMERA_URL={}\n", cam1.stream_url)),
+        "{cam1_conf}"
+    );
+    assert!(
+        cam1_conf.contains("SEG_SECONDS=2\nRATE_KBPS=500"),
+        "{cam1_conf}"
+    );
+    let global = sh(&c, "cat /etc/visdcam/visdcam.conf");
+    assert!(
+        global.starts_with("# this Pi\nREQUIRE_CLOCK_SYNC=no\nKEYFRAME_INTERVAL=10\n"),
+        "{global}"
+    );
+    assert!(
+        global.contains(&format!("B2_BUCKET={}\n", s3.bucket())),
+        "{global}"
+    );
+    assert_eq!(
+        sh(&c, "stat -c '%a %U' /etc/visdcam/aws-credentials"),
+        "600 root"
+    );
+    assert!(
+        sh(
+            &c,
+            "test -f /etc/systemd/journald.conf.d/visdcam-ramlogs.conf && echo yes"
+        ) == "yes"
+    );
+
+    // The new units run, enabled, and upload to the same bucket layout.
+    for u in [
+        "seg@cam1.service",
+        "uploader@cam1.service",
+        "seg@cam2.service",
+        "uploader@cam2.service",
+        "daynight.timer",
+    ] {
+        assert_eq!(systemctl(&c, &["is-enabled", u]), "enabled", "{u}");
+        assert_eq!(systemctl(&c, &["is-active", u]), "active", "{u}");
+    }
+    wait_for(
+        "new segments of both cameras in the bucket",
+        Duration::from_secs(60),
+        || {
+            [1, 2]
+                .iter()
+                .all(|&n| objects_of(&s3, n).iter().any(|o| o.time > migrated_at))
+        },
+    );
+    // Every visdcam-pi segment under the key visdcam-pi would have used, the same bytes.
+    wait_for("the old segments uploaded", Duration::from_secs(60), || {
+        let keys: BTreeSet<String> = s3.list_objects().into_iter().map(|(k, _)| k).collect();
+        waiting
+            .iter()
+            .all(|(n, _, t, _)| keys.contains(&old_style_key(*n, *t)))
+    });
+    for (n, name, t, md5) in &waiting {
+        let key = old_style_key(*n, *t);
+        let body = s3.get_object(&key);
+        assert_eq!(&test_rigs::s3::md5_hex(&body), md5, "{name} → {key}");
+    }
+    assert!(objects(&s3).len() > waiting.len()); // and every key follows the layout
+    wait_for(
+        "the old segments gone from RAM",
+        Duration::from_secs(30),
+        || {
+            sh(&c, "ls /mnt/ramcam/cam1 /mnt/ramcam/cam2")
+                .lines()
+                .all(|l| !l.starts_with("home-cam-"))
+        },
+    );
+    assert_eq!(
+        sh(
+            &c,
+            "test -e /mnt/ramcam.visdcam-pi && echo left || echo gone"
+        ),
+        "gone"
+    );
+
+    // A second run finds nothing and changes nothing.
+    let before = migration_state(&c);
+    let second = migrate(&c, &[]);
+    let out = text(&second);
+    assert!(second.status.success(), "{out}");
+    assert!(out.contains("No visdcam-pi install found"), "{out}");
+    assert_eq!(
+        migration_state(&c),
+        before,
+        "the second run changed something"
     );
 }

@@ -10,5 +10,5 @@ mkdir -p "$OUT"
 exec gst-launch-1.0 -e souphttpsrc location="$STREAM" is-live=true do-timestamp=true \
     ! multipartdemux ! jpegdec ! videoconvert \
     ! x264enc tune=zerolatency speed-preset=ultrafast bitrate=1000 key-int-max=30 \
-    ! h264parse ! splitmuxsink muxer=mpegtsmux max-size-time=$SEG_NS \
+    ! h264parse ! splitmuxsink muxer-factory=mpegtsmux max-size-time=$SEG_NS \
       location="$OUT/home-cam-2-%05d.ts"
