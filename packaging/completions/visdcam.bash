@@ -13,7 +13,7 @@ _visdcam() {
     local cur prev cmd
     cur=${COMP_WORDS[COMP_CWORD]}
     prev=${COMP_WORDS[COMP_CWORD-1]}
-    local commands="status start stop restart logs lsram clean getdur setdur enable disable cameras preset footage fetch play doctor ramlogs help"
+    local commands="status start stop restart logs lsram clean getdur setdur enable disable cameras preset footage fetch play doctor ramlogs migrate help"
 
     if (( COMP_CWORD == 1 )); then
         COMPREPLY=($(compgen -W "$commands --help --version" -- "$cur"))
@@ -66,6 +66,7 @@ _visdcam() {
                 COMPREPLY=($(compgen -W "now today yesterday" -- "$cur"))
             fi ;;
         ramlogs) (( COMP_CWORD == 2 )) && COMPREPLY=($(compgen -W "on off status" -- "$cur")) ;;
+        migrate) COMPREPLY=($(compgen -W "--dry-run --bucket --endpoint --region --camera" -- "$cur")) ;;
         help) (( COMP_CWORD == 2 )) && COMPREPLY=($(compgen -W "$commands" -- "$cur")) ;;
     esac
 }

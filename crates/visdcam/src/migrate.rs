@@ -139,9 +139,9 @@ fn discover(sd: &Systemd, config_dir: &Path) -> Found {
         let want = core::referenced_files(&f.units, &f.files);
         let before = f.files.len();
         for p in want {
-            if !f.files.contains_key(&p) {
-                if let Some(t) = read_text(Path::new(&p)) {
-                    f.files.insert(p, t);
+            if let std::collections::btree_map::Entry::Vacant(e) = f.files.entry(p) {
+                if let Some(t) = read_text(Path::new(e.key())) {
+                    e.insert(t);
                 }
             }
         }

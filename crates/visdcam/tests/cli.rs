@@ -351,7 +351,7 @@ fn bash_completion_knows_every_command_and_the_cameras() {
         .take_while(|l| !l.is_empty())
         .map(|l| l.split_whitespace().next().unwrap().to_string())
         .collect();
-    assert_eq!(commands.len(), 19, "{help}");
+    assert_eq!(commands.len(), 20, "{help}");
     let offered = complete(&s, &["visdcam", ""]);
     for c in &commands {
         assert!(offered.contains(c), "completion lacks {c}: {offered:?}");
@@ -375,6 +375,7 @@ fn bash_completion_knows_every_command_and_the_cameras() {
         complete(&s, &["visdcam", "ramlogs", ""]),
         ["on", "off", "status"]
     );
+    assert_eq!(complete(&s, &["visdcam", "migrate", "--d"]), ["--dry-run"]);
 }
 
 #[test]
