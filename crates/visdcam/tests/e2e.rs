@@ -1893,4 +1893,38 @@ fn migrate_moves_a_running_visdcam_pi_over_and_loses_no_footage() {
         before,
         "the second run changed something"
     );
+
+    // The way back the output names: undo.sh stops the new units and puts visdcam-pi back,
+    // enabled and recording.
+    let undo_at: i64 = sh(&c, "date +%s").parse().unwrap();
+    let undone = c.exec(&["sh", &format!("{backup}/undo.sh")]);
+    assert!(undone.status.success(), "undo.sh: {}", text(&undone));
+    for u in [
+        "seg-cam1",
+        "seg-cam2",
+        "uploader-cam1",
+        "uploader-cam2",
+        "visdcam-daynight.timer",
+    ] {
+        assert_eq!(systemctl(&c, &["is-enabled", u]), "enabled", "{u}");
+        assert_eq!(systemctl(&c, &["is-active", u]), "active", "{u}");
+    }
+    for u in [
+        "seg@cam1.service",
+        "uploader@cam2.service",
+        "daynight.timer",
+    ] {
+        assert_eq!(systemctl(&c, &["is-enabled", u]), "disabled", "{u}");
+        assert_eq!(systemctl(&c, &["is-active", u]), "inactive", "{u}");
+    }
+    assert_eq!(sh(&c, "command -v visdcam"), "/usr/local/bin/visdcam");
+    wait_for(
+        "visdcam-pi recording after undo.sh",
+        Duration::from_secs(60),
+        || {
+            old_files(&c, "/mnt/ramcam/cam1")
+                .iter()
+                .any(|(_, t, _)| *t > undo_at)
+        },
+    );
 }
