@@ -506,3 +506,49 @@ fn the_undo_script_moves_everything_back_and_restarts_the_old_units() {
     // The disable of the new units comes before the old files come back.
     assert!(s.find("disable --now").unwrap() < s.find("mv ").unwrap());
 }
+
+#[test]
+fn the_package_s_own_units_and_referenced_files() {
+    assert!(is_package_unit(
+        "[Service]\nExecStart=/usr/bin/net-shaper apply\nExecStop=/usr/bin/net-shaper clear\n"
+    ));
+    assert!(!is_package_unit(
+        &tree()["/etc/systemd/system/net-shaper.service"]
+    ));
+    let units = BTreeMap::from([(
+        "uploader-cam3.service".to_string(),
+        "[Service]\nEnvironmentFile=-/etc/visdcam-pi/cam3.env\nExecStart=/bin/bash \
+         /usr/local/bin/up.sh cam3\n"
+            .to_string(),
+    )]);
+    let files = BTreeMap::from([(
+        "/usr/local/bin/up.sh".to_string(),
+        "#!/bin/bash\nsource /etc/visdcam-pi/common.sh\n".to_string(),
+    )]);
+    assert_eq!(
+        referenced_files(&units, &files)
+            .into_iter()
+            .collect::<Vec<_>>(),
+        [
+            "/etc/default/uploader-cam3",
+            "/etc/visdcam-pi/cam3.env",
+            "/etc/visdcam-pi/common.sh",
+            "/usr/local/bin/up.sh"
+        ]
+    );
+}
+
+#[test]
+fn a_symlinked_ram_directory_is_said_in_the_plan() {
+    let mut f = found_from(&tree());
+    f.ram_root = Some(RamRoot::Symlink {
+        target: "/dev/shm/ramcam".into(),
+    });
+    let text = plan(&f, &Overrides::default(), "x", "/etc/visdcam")
+        .unwrap()
+        .to_string();
+    assert!(
+        text.contains("/mnt/ramcam is a symlink to /dev/shm/ramcam, on which systemd cannot mount"),
+        "{text}"
+    );
+}
