@@ -222,6 +222,13 @@ fn root_qdisc(dev: &str) -> Option<String> {
 
 /// `migrate [--dry-run]`.
 pub fn run(ctx: &Ctx, args: &MigrateArgs) -> fail::Result<()> {
+    // Even --dry-run reads root's ~/.aws: without root it would report them missing.
+    if !nix::unistd::geteuid().is_root() {
+        return Err(Failure::new(
+            Exit::Permission,
+            format!("migrate reads root's files and changes the system: {SUDO_HINT}"),
+        ));
+    }
     let mut sd = Systemd::connect()?;
     let found = discover(&sd, &ctx.dir);
     let stamp = chrono::Local::now().format("%Y%m%d-%H%M%S").to_string();
