@@ -1098,6 +1098,14 @@ fn unit_line(i: UnitInfo) -> Line {
     } else {
         &i.unit_file_state
     };
+    if u == units::SHAPER_SERVICE {
+        // The package never enables the shaper (packaging/debian/postinst): off is a choice.
+        return Line::pass(format!(
+            "{u}: {at_boot} at boot, {} (optional: uploads are not shaped; \
+             sudo systemctl enable --now {u} shapes them)",
+            i.active_state
+        ));
+    }
     Line::fail(
         format!("{u}: {at_boot} at boot, {}", i.active_state),
         match u.split_once('@') {
@@ -1106,7 +1114,7 @@ fn unit_line(i: UnitInfo) -> Line {
                 inst.trim_end_matches(".service")
             ),
             None => format!(
-                "sudo systemctl enable --now {u} (it ships enabled; was it disabled by hand?)"
+                "sudo systemctl enable --now {u} (the package enables it; was it disabled by hand?)"
             ),
         },
     )
@@ -1145,6 +1153,18 @@ mod tests {
         let off = unit_line(unit("seg@cam2.service", "disabled", "inactive"));
         assert!(matches!(off.mark, Mark::Fail));
         assert_eq!(off.fix.as_deref(), Some("sudo visdcam enable cam2 --now"));
+        let timer_off = unit_line(unit(units::DAYNIGHT_TIMER, "disabled", "inactive"));
+        assert!(matches!(timer_off.mark, Mark::Fail), "{}", timer_off.what);
+    }
+
+    #[test]
+    fn a_shaper_left_off_is_a_choice_but_a_failed_one_is_not() {
+        // postinst never enables net-shaper.service: a fresh install must not fail doctor.
+        let off = unit_line(unit(units::SHAPER_SERVICE, "disabled", "inactive"));
+        assert!(matches!(off.mark, Mark::Pass), "{}", off.what);
+        assert!(off.what.contains("optional"), "{}", off.what);
+        let failed = unit_line(unit(units::SHAPER_SERVICE, "enabled", "failed"));
+        assert!(matches!(failed.mark, Mark::Fail), "{}", failed.what);
     }
 
     #[test]
