@@ -12,6 +12,7 @@ mod ramlogs;
 mod status;
 mod systemd;
 mod units;
+mod web;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -93,6 +94,8 @@ fn run(cmd: Command) -> fail::Result<()> {
         Command::Doctor => doctor::run(&Ctx::load()?),
         Command::Ramlogs(action) => ramlogs::run(action),
         Command::Footage(a) => footage::run(&Ctx::load()?, a),
+        Command::Web => web::serve(Ctx::load()?),
+        Command::WebPassword => web::password::run(&Ctx::load()?),
     }
 }
 
