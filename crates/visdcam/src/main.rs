@@ -100,6 +100,15 @@ fn run(cmd: Command) -> fail::Result<()> {
 }
 
 fn main() -> ExitCode {
+    // Linked as a systemd generator (visdcam-web.socket's address from WEB_LISTEN).
+    let argv0 = std::env::args_os().next().unwrap_or_default();
+    if std::path::Path::new(&argv0)
+        .file_name()
+        .is_some_and(|n| n == web::GENERATOR)
+    {
+        let rest: Vec<_> = std::env::args_os().skip(1).collect();
+        return web::generator(&rest);
+    }
     let cmd = match args::parse(std::env::args_os().skip(1)) {
         Ok(c) => c,
         Err(e) => {
