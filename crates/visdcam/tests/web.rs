@@ -190,10 +190,7 @@ impl Viewer {
         s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
         s.write_all(format!("GET {path} HTTP/1.1\r\nHost: pi\r\n\r\n").as_bytes())
             .unwrap();
-        let mut v = Viewer {
-            s,
-            buf: Vec::new(),
-        };
+        let mut v = Viewer { s, buf: Vec::new() };
         let end = v.fill_until(|b| b.windows(4).position(|w| w == b"\r\n\r\n"));
         let head = String::from_utf8_lossy(&v.buf[..end]).into_owned();
         v.buf.drain(..end + 4);
@@ -316,7 +313,9 @@ fn the_page_streams_both_cameras_and_answers_within_its_bounds() {
     assert_eq!(st.status, 200);
     let doc: serde_json::Value = serde_json::from_slice(&st.body).unwrap();
     assert_eq!(doc["cameras"][0]["camera"], "cam1");
-    assert!(doc["cameras"][0]["live"]["last_frame_ms"].as_u64().is_some());
+    assert!(doc["cameras"][0]["live"]["last_frame_ms"]
+        .as_u64()
+        .is_some());
     assert!(
         doc["error"].as_str().unwrap().contains("system bus"),
         "{doc}"
@@ -388,7 +387,11 @@ fn beyond_loopback_the_page_needs_its_password() {
     assert_eq!(differ.status.code(), Some(2));
     assert!(!rig.etc.join("web-password").exists());
     let ok = set("a long secret\na long secret\n");
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
     let stored = std::fs::read_to_string(rig.etc.join("web-password")).unwrap();
     assert!(stored.starts_with("$argon2id$") && !stored.contains("a long secret"));
 
@@ -398,7 +401,10 @@ fn beyond_loopback_the_page_needs_its_password() {
     let addr = rig.addr;
     let none = get(addr, "/", None);
     assert_eq!(none.status, 401);
-    assert!(none.header("www-authenticate").unwrap().starts_with("Basic"));
+    assert!(none
+        .header("www-authenticate")
+        .unwrap()
+        .starts_with("Basic"));
     assert_eq!(get(addr, "/", Some("a long secreT")).status, 401);
     assert_eq!(get(addr, "/cam1.jpg", Some("wrong")).status, 401);
     assert_eq!(get(addr, "/", Some("a long secret")).status, 200);
@@ -462,7 +468,8 @@ fn five_viewers_for_a_minute_get_every_frame_and_the_recording_does_not_notice()
     let viewers: Vec<_> = (0..5)
         .map(|_| {
             std::thread::spawn(move || {
-                let mut v = Viewer::open(addr, "/cam1.mjpg").unwrap_or_else(|a| panic!("{}", a.head));
+                let mut v =
+                    Viewer::open(addr, "/cam1.mjpg").unwrap_or_else(|a| panic!("{}", a.head));
                 v.next();
                 let t = Instant::now();
                 let n = v.count_for(window);

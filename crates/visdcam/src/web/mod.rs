@@ -76,7 +76,10 @@ fn activated_listener() -> Option<TcpListener> {
     use std::os::fd::FromRawFd;
     // SAFETY: with LISTEN_PID naming this process and LISTEN_FDS=1, systemd passed exactly one
     // open socket as fd 3 (sd_listen_fds(3)); nothing else in this process owns fd 3.
-    #[allow(unsafe_code, reason = "taking ownership of the socket systemd passed as fd 3")]
+    #[allow(
+        unsafe_code,
+        reason = "taking ownership of the socket systemd passed as fd 3"
+    )]
     let l = unsafe { TcpListener::from_raw_fd(3) };
     Some(l)
 }
@@ -201,10 +204,9 @@ pub fn serve(ctx: Ctx) -> fail::Result<()> {
         let w = web.clone();
         std::thread::spawn(move || loop {
             std::thread::sleep(Duration::from_secs(10));
-            let idle = w
-                .started
-                .elapsed()
-                .saturating_sub(Duration::from_millis(w.last_activity.load(Ordering::Relaxed)));
+            let idle = w.started.elapsed().saturating_sub(Duration::from_millis(
+                w.last_activity.load(Ordering::Relaxed),
+            ));
             if w.active.load(Ordering::Relaxed) == 0 && idle >= IDLE_EXIT {
                 log::info!(
                     "no connection for {} s: exiting (the socket stays)",
