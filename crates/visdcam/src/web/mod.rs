@@ -153,6 +153,9 @@ pub fn serve(ctx: Ctx) -> fail::Result<()> {
         visdcam_daemon::config::global_path(&ctx.dir).display(),
         settings.origin_of("WEB_LISTEN")
     );
+    let password = password::load(&ctx.dir).map_err(Failure::config)?;
+    // Checked before binding: a refused address is never listened on, not even briefly.
+    listen_check(&settings.web_listen, password.is_some(), &origin).map_err(Failure::config)?;
     let (listener, activated) = match activated_listener() {
         Some(l) => (l, true),
         None => (
@@ -172,7 +175,6 @@ pub fn serve(ctx: Ctx) -> fail::Result<()> {
             settings.web_listen
         )));
     }
-    let password = password::load(&ctx.dir).map_err(Failure::config)?;
     listen_check(&addr, password.is_some(), &origin).map_err(Failure::config)?;
     let max_viewers = settings.web_viewers_per_camera as usize;
     let hubs = ctx
