@@ -252,8 +252,12 @@ fn only_the_uploader_runs_as_the_user_that_may_read_the_credential() {
         let supplementary = unit_values(&text, "SupplementaryGroups");
         if name == "visdcam-web.service" {
             // The live-view page: its own user and group, plus visdcam for the live sockets
-            // and the RAM directories; no credential.
-            assert!(creds.is_empty(), "{name} loads a credential: {creds:?}");
+            // and the RAM directories; its own read key, never the uploader's.
+            assert_eq!(
+                creds,
+                ["web-read-credentials:visdcam-web-read-credentials"],
+                "{name}"
+            );
             assert_eq!(user, ["visdcam-web"], "{name}");
             assert_eq!(group, ["visdcam-web"], "{name}");
             assert_eq!(supplementary, ["visdcam"], "{name}");

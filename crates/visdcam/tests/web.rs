@@ -321,6 +321,18 @@ fn the_page_streams_both_cameras_and_answers_within_its_bounds() {
         "{doc}"
     );
 
+    // No read key: the footage list says how to add one.
+    let f = get(addr, "/api/footage?camera=cam1", None);
+    let doc: serde_json::Value = serde_json::from_slice(&f.body).unwrap();
+    assert!(
+        doc["error"].as_str().unwrap().contains("read-capable key"),
+        "{doc}"
+    );
+    assert_eq!(
+        get(addr, "/api/play.m3u8?camera=cam1&from=1&to=0", None).status,
+        404
+    );
+
     // Bounds: a head too large, a method, an unknown path.
     let big = format!("GET / HTTP/1.1\r\nX-Big: {}\r\n\r\n", "a".repeat(10_000));
     assert_eq!(request(addr, &big).status, 431);

@@ -6,7 +6,9 @@
 //! loads, both tiles move (two screenshots a second apart differ in each), the units' state is
 //! shown in `visdcam status` words with the segments waiting in RAM, a camera that goes down
 //! says since when and comes back by itself; beyond loopback without a password the service
-//! refuses to start, and with one a wrong password gets 401. The test saves the page's
+//! refuses to start, and with one a wrong password gets 401; with its own read key, a span of
+//! today's footage plays in the page's video element from a presigned HLS playlist (the video
+//! reaches `playing`). The test saves the page's
 //! screenshot (target/e2e/live-view.png; docs/guide/live-view.png with VISDCAM_BLESS=1).
 //!
 //! `#[ignore]`d: needs root, systemd-nspawn, the Debian rootfs and Chromium. `cargo xtask ci`
@@ -155,7 +157,16 @@ fn the_page_under_systemd_in_chromium() {
     }
     let (creds, _) = s3.write_aws_files(scratch.path(), "b2");
     c.copy_in(&creds, "/etc/visdcam/aws-credentials").unwrap();
-    sh(&c, "chmod 600 /etc/visdcam/aws-credentials");
+    // The page's own read key (the rig's key reads and lists), handed over like the
+    // uploader's: root's file, a credstore link, LoadCredential=.
+    c.copy_in(&creds, "/etc/visdcam/web-read-credentials")
+        .unwrap();
+    sh(
+        &c,
+        "chmod 600 /etc/visdcam/aws-credentials /etc/visdcam/web-read-credentials && \
+         ln -sf /etc/visdcam/web-read-credentials \
+             /usr/lib/credstore/visdcam-web-read-credentials",
+    );
 
     // The generator puts WEB_LISTEN into the socket's drop-in at daemon-reload.
     sh(&c, "systemctl daemon-reload");
@@ -262,6 +273,49 @@ fn the_page_under_systemd_in_chromium() {
             .all(|p| keys.iter().any(|k| k.starts_with(p)))
     })
     .expect("both cameras uploaded");
+
+    // Today's footage of cam1 from the bucket: a span plays in the page's video element.
+    chrome
+        .eval("document.querySelector('.tile[data-camera=cam1] .footage summary').click()")
+        .unwrap();
+    chrome
+        .wait_for(
+            "document.querySelectorAll('.tile[data-camera=cam1] .spans button').length > 0",
+            Duration::from_secs(30),
+        )
+        .unwrap_or_else(|e| {
+            panic!(
+                "{e}: {:?}",
+                chrome
+                    .eval("document.querySelector('.tile[data-camera=cam1] .spans').textContent")
+                    .unwrap()
+            )
+        });
+    chrome
+        .eval("document.querySelector('.tile[data-camera=cam1] .spans button').click()")
+        .unwrap();
+    chrome
+        .wait_for(
+            "document.querySelector('.tile[data-camera=cam1]').dataset.playing === 'yes'",
+            Duration::from_secs(30),
+        )
+        .unwrap_or_else(|e| {
+            panic!(
+                "{e}: {:?}",
+                chrome
+                    .eval(
+                        "(() => { const v = document.querySelector('.tile[data-camera=cam1] \
+                         video'); return [v.src, v.readyState, v.networkState, v.error && \
+                         v.error.message, document.querySelector('.tile[data-camera=cam1] \
+                         .spans').textContent]; })()"
+                    )
+                    .unwrap()
+            )
+        });
+    let played = chrome
+        .eval("document.querySelector('.tile[data-camera=cam1] video').currentTime")
+        .unwrap();
+    eprintln!("cam1's footage plays in the page (currentTime {played})");
 
     // cam2 goes down: its tile says since when; it comes back by itself.
     cams[1].set_fault(Fault::Stall);

@@ -17,6 +17,7 @@
 //! Socket-activated, it exits after [`IDLE_EXIT`] without a connection; systemd starts it
 //! again at the next one.
 
+mod footage;
 mod http;
 mod hub;
 pub mod password;
@@ -61,6 +62,8 @@ struct Web {
     active: AtomicUsize,
     last_activity: AtomicU64,
     started: Instant,
+    /// The page's Content-Security-Policy (with the bucket's origin for footage, if any).
+    csp: String,
 }
 
 /// The socket systemd passed (`LISTEN_FDS=1` for this process), if any.
@@ -182,7 +185,9 @@ pub fn serve(ctx: Ctx) -> fail::Result<()> {
         .iter()
         .map(|c| (c.clone(), Hub::new(settings.live_socket(c), max_viewers)))
         .collect();
+    let csp = format!("{CSP}; media-src 'self'");
     let web = Arc::new(Web {
+        csp,
         ctx,
         settings,
         hubs,
@@ -351,13 +356,15 @@ impl Web {
                 &mut conn,
                 200,
                 "text/html; charset=utf-8",
-                &[("Content-Security-Policy", CSP.into())],
+                &[("Content-Security-Policy", self.csp.clone())],
                 page.as_bytes(),
                 head_only,
             )
         } else if path == "/api/status" {
             let doc = serde_json::to_vec(&self.status()).expect("plain data serialises");
             http::respond(&mut conn, 200, "application/json", &[], &doc, head_only)
+        } else if ["/api/footage", "/api/play.m3u8", "/api/segment"].contains(&path) {
+            self.footage(&mut conn, &req, head_only)
         } else if let Some((cam, kind)) = path
             .strip_prefix('/')
             .and_then(|p| p.rsplit_once('.'))
@@ -374,6 +381,50 @@ impl Web {
         };
         if let Err(e) = result {
             log::debug!("{} {}: {e}", req.method, req.path);
+        }
+    }
+
+    /// `/api/footage?camera=C` (today's spans), `/api/play.m3u8?camera=C&from=MS&to=MS` and
+    /// `/api/segment?camera=C&key=K` (one segment from the bucket).
+    fn footage(&self, conn: &mut TcpStream, req: &Request, head_only: bool) -> std::io::Result<()> {
+        let q = |name: &str| {
+            req.query
+                .split('&')
+                .filter_map(|kv| kv.split_once('='))
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        };
+        let Some(camera) = q("camera").filter(|c| self.hubs.contains_key(c)) else {
+            return http::text(conn, 404, "no such camera");
+        };
+        if req.path == "/api/segment" {
+            let Some(key) = q("key").and_then(|k| footage::decode(&k)) else {
+                return http::text(conn, 400, "key is needed");
+            };
+            if head_only {
+                return http::text(conn, 405, "GET only");
+            }
+            return footage::segment(&self.ctx, &camera, &key, conn);
+        }
+        if req.path == "/api/footage" {
+            let doc = footage::today(&self.ctx, &camera, chrono::Utc::now());
+            let body = serde_json::to_vec(&doc).expect("plain data serialises");
+            return http::respond(conn, 200, "application/json", &[], &body, head_only);
+        }
+        let ms = |name: &str| q(name).and_then(|v| v.parse::<i64>().ok());
+        let (Some(from), Some(to)) = (ms("from"), ms("to")) else {
+            return http::text(conn, 400, "from and to (ms since the epoch) are needed");
+        };
+        match footage::playlist(&self.ctx, &camera, from, to) {
+            Ok(text) => http::respond(
+                conn,
+                200,
+                "application/vnd.apple.mpegurl",
+                &[],
+                text.as_bytes(),
+                head_only,
+            ),
+            Err(e) => http::text(conn, 404, &e),
         }
     }
 
@@ -431,7 +482,10 @@ fn page(cameras: &[String]) -> String {
                 "<section class=\"tile\" data-camera=\"{c}\"><h2>{c}</h2>\
                  <div class=\"pic\"><img alt=\"{c} live\" src=\"/{c}.mjpg\">\
                  <p class=\"down\" hidden></p></div>\
-                 <ul class=\"words\"><li>…</li></ul></section>\n"
+                 <ul class=\"words\"><li>…</li></ul>\
+                 <details class=\"footage\"><summary>Today's footage</summary>\
+                 <div class=\"spans\"></div>\
+                 <video controls muted playsinline hidden></video></details></section>\n"
             )
         })
         .collect();
