@@ -231,7 +231,12 @@ mod tests {
             "cam1/2026/10/25/02/cam_1_2026_10_25_02_30_00_CET.ts",
             "odd key/with&=?#%+é",
         ] {
-            assert_eq!(decode(&encode(key)).as_deref(), Some(key), "{}", encode(key));
+            assert_eq!(
+                decode(&encode(key)).as_deref(),
+                Some(key),
+                "{}",
+                encode(key)
+            );
         }
         assert!(!encode("a&key=b").contains('&'));
         assert_eq!(decode("%4"), None);
