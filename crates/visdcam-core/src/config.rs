@@ -333,8 +333,9 @@ pub const KEYS: &[KeySpec] = &[
         Kind::AbsPath,
         Some("/run/visdcam"),
         "Runtime directory: the recorder of camera C serves its live frames on the unix socket \
-         RUN_DIR/seg-C/live.sock (systemd's RuntimeDirectory of seg@C), where visdcam-web \
-         reads them.",
+         RUN_DIR/seg-C/live.sock, where the live-view page reads them. seg@C's \
+         RuntimeDirectory= is /run/visdcam/seg-C: change it only for a recorder run outside \
+         systemd (tests).",
     ),
     key(
         "WEB_LISTEN",
