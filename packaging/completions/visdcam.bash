@@ -13,7 +13,7 @@ _visdcam() {
     local cur prev cmd
     cur=${COMP_WORDS[COMP_CWORD]}
     prev=${COMP_WORDS[COMP_CWORD-1]}
-    local commands="status start stop restart logs lsram clean getdur setdur enable disable cameras preset footage fetch play doctor ramlogs migrate help"
+    local commands="status start stop restart logs lsram clean getdur setdur enable disable cameras preset footage fetch play doctor ramlogs migrate web web-password help"
 
     if (( COMP_CWORD == 1 )); then
         COMPREPLY=($(compgen -W "$commands --help --version" -- "$cur"))

@@ -19,6 +19,9 @@ const LONG_TESTS: &[(&str, &str)] = &[
     ("uploader", "upload"),
     ("uploader", "watchdog"),
     ("seg-cam", "contain"),
+    // Five live viewers for a minute against the recording (needs seg-cam, built by the
+    // workspace test step).
+    ("visdcam", "web"),
 ];
 
 /// Test targets with `#[ignore]`d tests that boot systemd in a container (root,
@@ -29,6 +32,9 @@ const CONTAINER_TESTS: &[(&str, &str)] = &[
     ("visdcam", "cli_systemd"),
     ("visdcam", "doctor"),
     ("daynight", "e2e_systemd"),
+    // The live-view page's units under systemd, in a real headless Chromium (also needs
+    // seg-cam and uploader, built by the workspace test step).
+    ("visdcam", "web_systemd"),
 ];
 
 /// One step of the run as the summary shows it.

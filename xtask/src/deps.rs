@@ -30,6 +30,10 @@ pub const PACKAGES: &[(&str, &str)] = &[
     ),
     ("ffmpeg", "tests: ffprobe verifies segments"),
     (
+        "chromium",
+        "tests: the live-view page in a real headless browser (DevTools over a pipe)",
+    ),
+    (
         "tmux",
         "tests: fetch's progress bar and Ctrl-C, as a person sees them",
     ),

@@ -8,6 +8,7 @@
 
 mod budget;
 mod handoff;
+mod live;
 mod pipeline;
 mod run;
 

@@ -4,8 +4,15 @@
 //! {souphttpsrc} ─ {multipartdemux} ┄(pad-added)┄ {jpegdec} ─ {videoconvert} ─ {capsfilter I420}
 //!     ─ {x264enc} ─ {h264parse} ─ {splitmuxsink: mpegtsmux + filesink}
 //!  ▲ parts counted here            ▲ frames counted here  ▲ split grid: force a keyframe and
-//!                                                            split-at-running-time every SEG_SECONDS
+//!  ▲ live feed: each part (JPEG)                            split-at-running-time every SEG_SECONDS
+//!    offered to crate::live
 //! ```
+//!
+//! - The live feed is a pad probe on multipartdemux's source pad, not a branch of the
+//!   pipeline: it takes a reference to each part (the camera's JPEG, undecoded) and offers it
+//!   to [`crate::live`] on a bounded channel with `try_send`. The recording path stays the
+//!   same elements doing the same work; what it pays per frame is a reference count and one
+//!   channel operation that never waits (crates/seg-cam/tests/live.rs measures it).
 //!
 //! - Timestamps are arrival times (`is-live`, `do-timestamp` on the source), so a segment
 //!   plays at wall-clock speed whatever frame rate the camera manages.
@@ -84,6 +91,9 @@ pub struct PipelineConfig {
     pub socket_timeout_s: u32,
     /// Wall time for segment names (`VISDCAM_TEST_CLOCK` shifts it in tests).
     pub clock: ClockSource,
+    /// Where each received JPEG is offered for live viewing (`None`: the socket could not be
+    /// made; recording goes on without it).
+    pub live: Option<crate::live::LiveFeed>,
 }
 
 /// Counters the streaming threads update and the run loop reads.
@@ -278,6 +288,7 @@ impl Recording {
             .static_pad("sink")
             .ok_or_else(|| BuildError("jpegdec has no sink pad".into()))?;
         let c = counters.clone();
+        let live = cfg.live.clone();
         demux.connect_pad_added(move |_, pad| {
             if dec_sink.is_linked() {
                 return;
@@ -287,9 +298,13 @@ impl Recording {
                 return;
             }
             let c = c.clone();
-            pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+            let live = live.clone();
+            pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
                 c.parts.fetch_add(1, Ordering::Relaxed);
                 c.stamp(&c.last_part);
+                if let (Some(live), Some(buffer)) = (&live, info.buffer()) {
+                    live.offer(buffer);
+                }
                 gst::PadProbeReturn::Ok
             });
         });

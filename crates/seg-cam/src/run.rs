@@ -70,6 +70,21 @@ impl Recorder {
             .clone()
             .expect("a camera's settings have CAMERA_URL");
         let dir_for_budget = dir.clone();
+        let camera = settings
+            .camera
+            .as_deref()
+            .expect("a camera's settings have a camera");
+        let socket = settings.live_socket(camera);
+        let live = match crate::live::LiveFeed::start(&socket) {
+            Ok(l) => {
+                log::debug!("live frames on {}", socket.display());
+                Some(l)
+            }
+            Err(e) => {
+                log::warn!("no live view: {e}");
+                None
+            }
+        };
         let cfg = PipelineConfig {
             url: url.to_string(),
             dir,
@@ -79,6 +94,7 @@ impl Recorder {
             keyframe_interval: settings.keyframe_interval,
             socket_timeout_s: settings.stall_timeout_s + 10,
             clock,
+            live,
         };
         let budget = Budget::new(settings, dir_for_budget);
         Recorder {

@@ -1,7 +1,8 @@
 //! The shipped systemd units (`systemd/`) pass `systemd-analyze verify` with no output at all,
 //! their timer expressions parse, the daemons' sandboxes stay at exposure <= 2.0, the two
 //! daemons that act on the clock's sync state may read it (`adjtimex`) but never set it, and only
-//! the uploader runs as the user that can read the B2 credential (sysusers makes both users).
+//! the uploader runs as the user that can read the B2 credential (sysusers makes the users; the
+//! live-view page has its own, with the group visdcam added).
 //!
 //! Runs on the host, no container: `--root=` points systemd-analyze at a temporary tree with
 //! the host's own units (for `sysinit.target` & co.), ours, and stub executables in /usr/bin.
@@ -21,6 +22,8 @@ const UNITS: &[&str] = &[
     "net-shaper.service",
     "visdcam.target",
     "mnt-ramcam.mount",
+    "visdcam-web.socket",
+    "visdcam-web.service",
 ];
 
 /// Highest acceptable `systemd-analyze security` exposure per service.
@@ -29,6 +32,7 @@ const MAX_EXPOSURE: &[(&str, f64)] = &[
     ("uploader@cam1.service", 2.0),
     ("daynight.service", 2.0),
     ("net-shaper.service", 2.0),
+    ("visdcam-web.service", 2.0),
 ];
 
 const BINARIES: &[&str] = &["seg-cam", "uploader", "daynight", "net-shaper", "visdcam"];
@@ -61,7 +65,7 @@ fn root_with_units(extra: &[(&str, &str)]) -> tempfile::TempDir {
     for entry in fs::read_dir(units_dir()).unwrap() {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_str().unwrap().to_owned();
-        if [".service", ".timer", ".mount", ".target"]
+        if [".service", ".timer", ".mount", ".target", ".socket"]
             .iter()
             .any(|s| name.ends_with(s))
         {
@@ -245,6 +249,21 @@ fn only_the_uploader_runs_as_the_user_that_may_read_the_credential() {
         let user = unit_values(&text, "User");
         let group = unit_values(&text, "Group");
         let creds = unit_values(&text, "LoadCredential");
+        let supplementary = unit_values(&text, "SupplementaryGroups");
+        if name == "visdcam-web.service" {
+            // The live-view page: its own user and group, plus visdcam for the live sockets
+            // and the RAM directories; its own read key, never the uploader's.
+            assert_eq!(
+                creds,
+                ["web-read-credentials:visdcam-web-read-credentials"],
+                "{name}"
+            );
+            assert_eq!(user, ["visdcam-web"], "{name}");
+            assert_eq!(group, ["visdcam-web"], "{name}");
+            assert_eq!(supplementary, ["visdcam"], "{name}");
+            continue;
+        }
+        assert!(supplementary.is_empty(), "{name}: {supplementary:?}");
         let expect = if name == "uploader@.service" {
             assert_eq!(creds, ["aws-credentials:visdcam-aws-credentials"], "{name}");
             "visdcam"
@@ -260,7 +279,7 @@ fn only_the_uploader_runs_as_the_user_that_may_read_the_credential() {
         assert_eq!(user, [expect], "{name}");
         assert_eq!(group, ["visdcam"], "{name}");
     }
-    assert_eq!(services, 4, "every shipped service checked");
+    assert_eq!(services, 5, "every shipped service checked");
 
     // sysusers: both users, visdcam-rec with visdcam as its primary group.
     let sysusers = fs::read_to_string(units_dir().join("visdcam.sysusers")).unwrap();
@@ -271,7 +290,11 @@ fn only_the_uploader_runs_as_the_user_that_may_read_the_credential() {
         .collect();
     assert_eq!(
         users.iter().map(|f| (f[0], f[1], f[2])).collect::<Vec<_>>(),
-        [("u", "visdcam", "-"), ("u", "visdcam-rec", "-:visdcam")],
+        [
+            ("u", "visdcam", "-"),
+            ("u", "visdcam-rec", "-:visdcam"),
+            ("u", "visdcam-web", "-")
+        ],
         "{sysusers}"
     );
 }

@@ -18,6 +18,9 @@ use crate::keys::KeyTemplate;
 use crate::objectlock::{LockMode, ObjectLock};
 use crate::units::validate_camera_name;
 
+/// The live-frame socket's name in a recorder's runtime directory.
+pub const LIVE_SOCKET: &str = "live.sock";
+
 /// Where a key may be set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {
@@ -44,6 +47,7 @@ pub enum Kind {
     Rate,
     ClockTime,
     Dscp,
+    ListenAddr,
 }
 
 impl Kind {
@@ -64,6 +68,9 @@ impl Kind {
             Kind::Rate => "a rate such as 3mbit, 500kbit or 375kbps (bytes)".into(),
             Kind::ClockTime => "a time of day HH:MM, such as 06:00".into(),
             Kind::Dscp => "none, cs0..cs7, af11..af43, ef, or a number from 0 to 63".into(),
+            Kind::ListenAddr => {
+                "an IP address and port such as 127.0.0.1:8088, 0.0.0.0:8088 or [::]:8088".into()
+            }
         }
     }
 }
@@ -319,6 +326,38 @@ pub const KEYS: &[KeySpec] = &[
         None,
         "net-shaper: interface to shape (default: the default route's interface); 1 to 15 \
          printable ASCII characters without `/`, `:`, `#`, quotes or `\\`.",
+    ),
+    key(
+        "RUN_DIR",
+        Scope::Global,
+        Kind::AbsPath,
+        Some("/run/visdcam"),
+        "Runtime directory: the recorder of camera C serves its live frames on the unix socket \
+         RUN_DIR/seg-C/live.sock, where the live-view page reads them. seg@C's \
+         RuntimeDirectory= is /run/visdcam/seg-C: change it only for a recorder run outside \
+         systemd (tests).",
+    ),
+    key(
+        "WEB_LISTEN",
+        Scope::Global,
+        Kind::ListenAddr,
+        Some("127.0.0.1:8088"),
+        "Address and port of the live-view page (visdcam-web.socket, not enabled by the \
+         package). Beyond the loopback address it requires a password (visdcam web-password).",
+    ),
+    key(
+        "WEB_MAX_CONNECTIONS",
+        Scope::Global,
+        Kind::Int { min: 1, max: 1024 },
+        Some("32"),
+        "Most HTTP connections the live-view page serves at once; more are answered 503.",
+    ),
+    key(
+        "WEB_VIEWERS_PER_CAMERA",
+        Scope::Global,
+        Kind::Int { min: 1, max: 256 },
+        Some("8"),
+        "Most live viewers of one camera at once; more are answered 503.",
     ),
     key(
         "LOG_LEVEL",
@@ -629,6 +668,12 @@ pub struct Settings {
     pub shaper_rate_bps: u64,
     pub shaper_dev: Option<String>,
     pub log_level: String,
+    /// `RUN_DIR`: the recorders' live sockets are `RUN_DIR/seg-<camera>/live.sock`.
+    pub run_dir: PathBuf,
+    /// `WEB_LISTEN`.
+    pub web_listen: std::net::SocketAddr,
+    pub web_max_connections: u32,
+    pub web_viewers_per_camera: u32,
     /// Where each key that was set explicitly came from.
     pub origins: BTreeMap<String, Origin>,
 }
@@ -653,6 +698,11 @@ impl Settings {
 
     pub fn ram_min_free_bytes(&self) -> u64 {
         self.ram_min_free_mb * 1024 * 1024
+    }
+
+    /// The camera's live-frame socket (`RUN_DIR/seg-<camera>/live.sock`).
+    pub fn live_socket(&self, camera: &str) -> PathBuf {
+        self.run_dir.join(format!("seg-{camera}")).join(LIVE_SOCKET)
     }
 
     /// Upload cap in bytes per second, `None` when unlimited.
@@ -894,6 +944,11 @@ fn parse_abs_path(v: &str) -> Result<PathBuf, String> {
     Ok(PathBuf::from(v))
 }
 
+fn parse_listen(v: &str) -> Result<std::net::SocketAddr, String> {
+    v.parse::<std::net::SocketAddr>()
+        .map_err(|_| format!("`{v}` is not an address and port"))
+}
+
 /// Combines the global file (optional) and one camera's file (optional) into [`Settings`].
 ///
 /// `defaults_path` names the file a person should edit when a default is wrong or a required
@@ -1032,6 +1087,10 @@ pub fn load(
                 .map_err(|e| e.to_string())
         })?,
         log_level: r.choice("LOG_LEVEL")?,
+        run_dir: r.req("RUN_DIR", parse_abs_path)?,
+        web_listen: r.req("WEB_LISTEN", parse_listen)?,
+        web_max_connections: r.int("WEB_MAX_CONNECTIONS")? as u32,
+        web_viewers_per_camera: r.int("WEB_VIEWERS_PER_CAMERA")? as u32,
         origins: raw
             .iter()
             .map(|(k, v)| (k.clone(), v.origin.clone()))

@@ -12,6 +12,7 @@ pub mod envfile;
 pub mod error;
 pub mod footage;
 pub mod keys;
+pub mod live;
 pub mod migrate;
 pub mod objectlock;
 pub mod presets;

@@ -83,6 +83,10 @@ pub enum Command {
     Doctor,
     Ramlogs(RamlogsAction),
     Migrate(MigrateArgs),
+    /// `web`: serve the live-view page (visdcam-web.service).
+    Web,
+    /// `web-password`: store the live-view password's hash.
+    WebPassword,
     /// `footage`, `fetch`, `play`: the bucket as a footage library.
     Footage(FootageArgs),
 }
@@ -362,6 +366,27 @@ Run again, it finds nothing to do. Needs root (sudo).
                      else https://s3.REGION.backblazeb2.com)
   --region NAME      the region (default: the scripts' B2_REGION, else the profile's)
   --camera CAMERA=URL  a camera's stream URL, when its recorder script does not say",
+    },
+    CommandHelp {
+        name: "web",
+        synopsis: "web",
+        summary: "serve the live-view page (what visdcam-web.service runs)",
+        details: "Serves every camera live (multipart MJPEG at /CAMERA.mjpg, the newest frame at \
+/CAMERA.jpg) and a page at / with each camera's recorder and uploader state in the words of \
+`status` and the segments waiting in RAM. The frames are the ones the recorder receives (its \
+live socket under RUN_DIR): watching costs the camera nothing. Listens on WEB_LISTEN (default \
+127.0.0.1:8088), or on the socket systemd passes (visdcam-web.socket, not enabled by the \
+package: `systemctl enable --now visdcam-web.socket`). Beyond the loopback address it needs the \
+password set with `web-password`, and refuses to start without one (exit 78).",
+    },
+    CommandHelp {
+        name: "web-password",
+        synopsis: "web-password",
+        summary: "set the live-view page's password (stored as an Argon2id hash)",
+        details: "Reads the new password twice from standard input (at least 8 characters) and \
+stores its Argon2id hash in /etc/visdcam/web-password (root, group visdcam-web, mode 0640). \
+The page asks for it (HTTP Basic authentication; any user name) whenever it listens beyond the \
+loopback address. Restart visdcam-web.service to use a new one.",
     },
     CommandHelp {
         name: "help",
@@ -698,6 +723,14 @@ impl Collected {
                 too_many(0)?;
                 Command::Doctor
             }
+            "web" => {
+                too_many(0)?;
+                Command::Web
+            }
+            "web-password" => {
+                too_many(0)?;
+                Command::WebPassword
+            }
             "ramlogs" => {
                 too_many(1)?;
                 Command::Ramlogs(match pos.first().map(String::as_str) {
@@ -916,6 +949,8 @@ mod tests {
                 },
             ),
             ("doctor", Command::Doctor),
+            ("web", Command::Web),
+            ("web-password", Command::WebPassword),
             ("ramlogs on", Command::Ramlogs(RamlogsAction::On)),
             ("ramlogs off", Command::Ramlogs(RamlogsAction::Off)),
             ("ramlogs", Command::Ramlogs(RamlogsAction::Status)),

@@ -190,6 +190,9 @@ pub fn run(ctx: &Ctx) -> fail::Result<()> {
             None
         }
     };
+    if let Some(g) = &global {
+        r.print(check_web(ctx, g));
+    }
     let mut cameras: Vec<Settings> = Vec::new();
     if ctx.known.is_empty() {
         r.print(Line::fail(
@@ -374,6 +377,41 @@ pub fn run(ctx: &Ctx) -> fail::Result<()> {
 }
 
 /// The line for credentials that could not be loaded.
+/// The live-view page: where it listens (WEB_LISTEN) and whether it needs, and has, its
+/// password. Files only, no waiting.
+fn check_web(ctx: &Ctx, g: &Settings) -> Line {
+    let origin = g.origin_of("WEB_LISTEN");
+    let pass_file = crate::web::password::path(&ctx.dir);
+    let stored = match crate::web::password::load(&ctx.dir) {
+        Ok(s) => s,
+        Err(e) => return Line::fail(format!("live view: {e}"), "sudo visdcam web-password"),
+    };
+    let loopback = g.web_listen.ip().is_loopback();
+    match (loopback, stored.is_some()) {
+        (true, false) => Line::pass(format!(
+            "live view: WEB_LISTEN={} ({origin}) is this machine only; no password needed",
+            g.web_listen
+        )),
+        (true, true) => Line::pass(format!(
+            "live view: WEB_LISTEN={} ({origin}) is this machine only; a password is set              ({}) and asked for",
+            g.web_listen,
+            pass_file.display()
+        )),
+        (false, true) => Line::pass(format!(
+            "live view: WEB_LISTEN={} ({origin}) reaches the network and asks for the password              in {}",
+            g.web_listen,
+            pass_file.display()
+        )),
+        (false, false) => Line::fail(
+            format!(
+                "live view: WEB_LISTEN={} ({origin}) reaches the network but no password is set:                  the page refuses to start",
+                g.web_listen
+            ),
+            "sudo visdcam web-password (or WEB_LISTEN=127.0.0.1:8088)",
+        ),
+    }
+}
+
 fn credentials_line(e: &CredError, profile: &str) -> Line {
     let write_it = |at: &Path| {
         format!(

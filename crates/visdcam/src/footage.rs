@@ -37,7 +37,7 @@ const DEFAULT_EXPIRES: Duration = Duration::from_secs(3600);
 const PLAYERS: &[&str] = &["mpv", "vlc", "ffplay"];
 
 /// One camera's footage in one bucket.
-struct Library {
+pub(crate) struct Library {
     camera: String,
     settings: Settings,
     store: Store,
@@ -154,10 +154,82 @@ impl Library {
         })
     }
 
+    /// A camera's footage with its configured bucket and the credentials found in
+    /// `locations` only (the live-view page's read key, never the uploader's).
+    pub(crate) fn with_credentials(
+        camera: &str,
+        settings: Settings,
+        locations: Locations,
+    ) -> Result<Library, String> {
+        let (Some(endpoint), Some(bucket)) =
+            (settings.b2_endpoint.clone(), settings.b2_bucket.clone())
+        else {
+            return Err("B2_ENDPOINT and B2_BUCKET are not both set".into());
+        };
+        let cfg = StoreConfig {
+            endpoint,
+            bucket: bucket.clone(),
+            style: settings.b2_addressing_style,
+            region: settings.b2_region.clone(),
+            profile: settings.b2_profile.clone(),
+            dscp: None,
+            object_lock: None,
+        };
+        Store::check_config(&cfg)?;
+        Ok(Library {
+            camera: camera.to_string(),
+            store: Store::new(cfg, locations),
+            settings,
+            bucket,
+            list_requests: 0,
+        })
+    }
+
+    /// A presigned GET URL of `key`.
+    pub(crate) fn presign(&self, key: &str, expires: Duration) -> fail::Result<String> {
+        self.store
+            .presign_get(key, expires)
+            .map_err(|f| store_failure(&format!("signing {key}"), &f))
+    }
+
+    pub(crate) fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub(crate) fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The HLS playlist of a timeline: presigned GET URLs valid for `expires`, wall-clock
+    /// times, a discontinuity at every gap or recorder restart.
+    pub(crate) fn playlist(&self, t: &Timeline, expires: Duration) -> fail::Result<String> {
+        self.playlist_via(t, &|key| self.presign(key, expires))
+    }
+
+    /// The HLS playlist of a timeline with each segment's URL from `url_of(key)`.
+    pub(crate) fn playlist_via(
+        &self,
+        t: &Timeline,
+        url_of: &dyn Fn(&str) -> fail::Result<String>,
+    ) -> fail::Result<String> {
+        let mut entries = Vec::with_capacity(t.segments.len());
+        for (i, s) in t.segments.iter().enumerate() {
+            let url = url_of(&s.key)?;
+            let gap_before = i > 0 && s.start - t.segments[i - 1].end >= gap_min();
+            entries.push(PlaylistEntry {
+                url,
+                start: s.start,
+                length: s.length(),
+                discontinuity: s.discontinuity || gap_before,
+            });
+        }
+        Ok(footage::hls_playlist(&entries, self.settings.key_tz))
+    }
+
     /// Lists the prefixes `range` can touch (widened by two segment lengths before, so the
     /// segment holding the start and the one before it are seen, and one after) and builds
     /// the timeline; also returns the keys that are not this camera's segment keys.
-    fn timeline(&mut self, range: Range) -> fail::Result<(Timeline, Vec<String>)> {
+    pub(crate) fn timeline(&mut self, range: Range) -> fail::Result<(Timeline, Vec<String>)> {
         let tz = self.settings.key_tz;
         let seg = chrono::Duration::seconds(i64::from(self.settings.seg_seconds));
         let lo = range.from - seg * 2 - chrono::Duration::seconds(5);
@@ -637,34 +709,23 @@ fn play(
     expires: Duration,
 ) -> fail::Result<()> {
     let tz = lib.settings.key_tz;
-    let mut entries = Vec::with_capacity(t.segments.len());
-    for (i, s) in t.segments.iter().enumerate() {
-        let url = lib
-            .store
-            .presign_get(&s.key, expires)
-            .map_err(|f| store_failure(&format!("signing {}", s.key), &f))?;
-        let gap_before = i > 0 && s.start - t.segments[i - 1].end >= gap_min();
-        entries.push(PlaylistEntry {
-            url,
-            start: s.start,
-            length: s.length(),
-            discontinuity: s.discontinuity || gap_before,
-        });
-    }
-    let text = footage::hls_playlist(&entries, tz);
+    let text = lib.playlist(t, expires)?;
+    let discontinuities = t
+        .segments
+        .iter()
+        .enumerate()
+        .skip(1)
+        .filter(|(i, s)| s.discontinuity || s.start - t.segments[i - 1].end >= gap_min())
+        .count();
     let until = Utc::now() + chrono::Duration::from_std(expires).unwrap_or_default();
     let summary = format!(
         "{} segment{} from {} to {}, {} discontinuit{}; the URLs are valid for {} (until {})",
-        entries.len(),
-        if entries.len() == 1 { "" } else { "s" },
+        t.segments.len(),
+        if t.segments.len() == 1 { "" } else { "s" },
         format_local(t.segments[0].start, tz),
         format_local(t.segments[t.segments.len() - 1].end, tz),
-        entries.iter().skip(1).filter(|e| e.discontinuity).count(),
-        if entries.iter().skip(1).filter(|e| e.discontinuity).count() == 1 {
-            "y"
-        } else {
-            "ies"
-        },
+        discontinuities,
+        if discontinuities == 1 { "y" } else { "ies" },
         visdcam_core::cli::format_duration(expires),
         format_local(until, tz),
     );

@@ -13,6 +13,7 @@ mod ramlogs;
 mod status;
 mod systemd;
 mod units;
+mod web;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -95,10 +96,21 @@ fn run(cmd: Command) -> fail::Result<()> {
         Command::Ramlogs(action) => ramlogs::run(action),
         Command::Footage(a) => footage::run(&Ctx::load()?, a),
         Command::Migrate(a) => migrate::run(&Ctx::load()?, &a),
+        Command::Web => web::serve(Ctx::load()?),
+        Command::WebPassword => web::password::run(&Ctx::load()?),
     }
 }
 
 fn main() -> ExitCode {
+    // Linked as a systemd generator (visdcam-web.socket's address from WEB_LISTEN).
+    let argv0 = std::env::args_os().next().unwrap_or_default();
+    if std::path::Path::new(&argv0)
+        .file_name()
+        .is_some_and(|n| n == web::GENERATOR)
+    {
+        let rest: Vec<_> = std::env::args_os().skip(1).collect();
+        return web::generator(&rest);
+    }
     let cmd = match args::parse(std::env::args_os().skip(1)) {
         Ok(c) => c,
         Err(e) => {

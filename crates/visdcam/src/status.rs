@@ -21,7 +21,7 @@ use visdcam_core::budget::RECORDER_STATS_FILE as RECORDER_STATS;
 use visdcam_core::upload::STATS_FILE as UPLOADER_STATS;
 
 #[derive(Serialize)]
-struct UnitJson {
+pub(crate) struct UnitJson {
     unit: String,
     load_state: String,
     active_state: String,
@@ -69,22 +69,22 @@ impl UnitJson {
 }
 
 #[derive(Serialize)]
-struct RamJson {
+pub(crate) struct RamJson {
     dir: String,
     exists: bool,
     recording: usize,
-    queued: usize,
-    queued_bytes: u64,
+    pub(crate) queued: usize,
+    pub(crate) queued_bytes: u64,
     total_bytes: u64,
     budget_bytes: u64,
 }
 
 #[derive(Serialize)]
-struct CameraJson {
+pub(crate) struct CameraJson {
     camera: String,
     config_error: Option<String>,
     units: Vec<UnitJson>,
-    ram: Option<RamJson>,
+    pub(crate) ram: Option<RamJson>,
     ram_error: Option<String>,
     uploader_stats: BTreeMap<String, String>,
     recorder_stats: BTreeMap<String, String>,
@@ -131,6 +131,98 @@ fn unit_line(i: &UnitInfo, now: u64) -> String {
     out
 }
 
+/// One camera's units and RAM directory, as `status` reports them (also the live-view page's
+/// status, crate::web).
+pub(crate) fn camera(
+    ctx: &Ctx,
+    sd: &Systemd,
+    cam: &str,
+    now: u64,
+) -> fail::Result<(CameraJson, Vec<UnitInfo>)> {
+    let mut units_json = Vec::new();
+    let mut infos = Vec::new();
+    for u in camera_units(cam) {
+        let info = sd.unit_info(&u)?;
+        units_json.push(UnitJson::new(&info, now));
+        infos.push(info);
+    }
+    let mut cj = CameraJson {
+        camera: cam.to_string(),
+        config_error: None,
+        units: units_json,
+        ram: None,
+        ram_error: None,
+        uploader_stats: BTreeMap::new(),
+        recorder_stats: BTreeMap::new(),
+    };
+    match camera_ram(ctx, cam) {
+        Ok(c) => {
+            let l = c
+                .listing
+                .clone()
+                .unwrap_or_else(|| visdcam_core::cli::ram_listing(&[]));
+            cj.ram = Some(RamJson {
+                dir: c.dir.display().to_string(),
+                exists: c.listing.is_some(),
+                recording: l.recording,
+                queued: l.queued,
+                queued_bytes: l.queued_bytes,
+                total_bytes: l.total_bytes,
+                budget_bytes: c.settings.ram_budget_bytes(),
+            });
+            if let Ok(text) = std::fs::read_to_string(c.dir.join(UPLOADER_STATS)) {
+                cj.uploader_stats = parse_stats(&text).into_iter().collect();
+            }
+            if let Ok(text) = std::fs::read_to_string(c.dir.join(RECORDER_STATS)) {
+                cj.recorder_stats = parse_stats(&text).into_iter().collect();
+            }
+        }
+        Err(f) if f.exit == Exit::Config => cj.config_error = Some(f.message),
+        Err(f) => cj.ram_error = Some(f.message),
+    }
+    Ok((cj, infos))
+}
+
+/// A camera's lines of `status` text (without the camera-name column): one per unit, then
+/// the configuration error or the RAM line.
+pub(crate) fn camera_lines(cj: &CameraJson, infos: &[UnitInfo], now: u64) -> Vec<String> {
+    let mut out: Vec<String> = infos.iter().map(|i| unit_line(i, now)).collect();
+    if let Some(e) = &cj.config_error {
+        out.push(format!("config: ✘ {e}"));
+    }
+    if let Some(e) = &cj.ram_error {
+        out.push(format!("RAM: {e}"));
+    }
+    if let Some(r) = &cj.ram {
+        let mut line = format!(
+            "RAM: {} recording, {} queued, {} of {} budget ({}%)",
+            r.recording,
+            r.queued,
+            format_size(r.total_bytes),
+            format_size(r.budget_bytes),
+            budget_percent(r.total_bytes, r.budget_bytes)
+        );
+        if !cj.uploader_stats.is_empty() {
+            let stats: Vec<String> = cj
+                .uploader_stats
+                .iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect();
+            line.push_str(&format!("; uploader: {}", stats.join(", ")));
+        }
+        if !cj.recorder_stats.is_empty() {
+            let stats: Vec<String> = cj
+                .recorder_stats
+                .iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect();
+            line.push_str(&format!("; recorder: {}", stats.join(", ")));
+        }
+        out.push(line);
+    }
+    out
+}
+
 /// `status [CAMERA...] [--json]`.
 pub fn run(ctx: &Ctx, targets: &[String], json: bool) -> fail::Result<()> {
     let cameras = ctx.targets(targets, true)?;
@@ -145,46 +237,8 @@ pub fn run(ctx: &Ctx, targets: &[String], json: bool) -> fail::Result<()> {
     };
     let mut unit_infos = Vec::new();
     for cam in &cameras {
-        let mut units_json = Vec::new();
-        for u in camera_units(cam) {
-            let info = sd.unit_info(&u)?;
-            units_json.push(UnitJson::new(&info, now));
-            unit_infos.push(info);
-        }
-        let mut cj = CameraJson {
-            camera: cam.clone(),
-            config_error: None,
-            units: units_json,
-            ram: None,
-            ram_error: None,
-            uploader_stats: BTreeMap::new(),
-            recorder_stats: BTreeMap::new(),
-        };
-        match camera_ram(ctx, cam) {
-            Ok(c) => {
-                let l = c
-                    .listing
-                    .clone()
-                    .unwrap_or_else(|| visdcam_core::cli::ram_listing(&[]));
-                cj.ram = Some(RamJson {
-                    dir: c.dir.display().to_string(),
-                    exists: c.listing.is_some(),
-                    recording: l.recording,
-                    queued: l.queued,
-                    queued_bytes: l.queued_bytes,
-                    total_bytes: l.total_bytes,
-                    budget_bytes: c.settings.ram_budget_bytes(),
-                });
-                if let Ok(text) = std::fs::read_to_string(c.dir.join(UPLOADER_STATS)) {
-                    cj.uploader_stats = parse_stats(&text).into_iter().collect();
-                }
-                if let Ok(text) = std::fs::read_to_string(c.dir.join(RECORDER_STATS)) {
-                    cj.recorder_stats = parse_stats(&text).into_iter().collect();
-                }
-            }
-            Err(f) if f.exit == Exit::Config => cj.config_error = Some(f.message),
-            Err(f) => cj.ram_error = Some(f.message),
-        }
+        let (cj, infos) = camera(ctx, &sd, cam, now)?;
+        unit_infos.extend(infos);
         doc.cameras.push(cj);
     }
     let shaper = sd.unit_info(units::SHAPER_SERVICE)?;
@@ -209,44 +263,14 @@ pub fn run(ctx: &Ctx, targets: &[String], json: bool) -> fail::Result<()> {
         }
         let mut infos = unit_infos.iter();
         for cj in &doc.cameras {
-            for (n, _) in cj.units.iter().enumerate() {
-                let info = infos.next().expect("one info per unit");
+            let mine: Vec<UnitInfo> = cj
+                .units
+                .iter()
+                .map(|_| infos.next().expect("one info per unit").clone())
+                .collect();
+            for (n, line) in camera_lines(cj, &mine, now).into_iter().enumerate() {
                 let label = if n == 0 { cj.camera.as_str() } else { "" };
-                println!("{label:<12} {}", unit_line(info, now));
-            }
-            if let Some(e) = &cj.config_error {
-                println!("{:<12} config: ✘ {e}", "");
-            }
-            if let Some(e) = &cj.ram_error {
-                println!("{:<12} RAM: {e}", "");
-            }
-            if let Some(r) = &cj.ram {
-                let mut line = format!(
-                    "{:<12} RAM: {} recording, {} queued, {} of {} budget ({}%)",
-                    "",
-                    r.recording,
-                    r.queued,
-                    format_size(r.total_bytes),
-                    format_size(r.budget_bytes),
-                    budget_percent(r.total_bytes, r.budget_bytes)
-                );
-                if !cj.uploader_stats.is_empty() {
-                    let stats: Vec<String> = cj
-                        .uploader_stats
-                        .iter()
-                        .map(|(k, v)| format!("{k} {v}"))
-                        .collect();
-                    line.push_str(&format!("; uploader: {}", stats.join(", ")));
-                }
-                if !cj.recorder_stats.is_empty() {
-                    let stats: Vec<String> = cj
-                        .recorder_stats
-                        .iter()
-                        .map(|(k, v)| format!("{k} {v}"))
-                        .collect();
-                    line.push_str(&format!("; recorder: {}", stats.join(", ")));
-                }
-                println!("{line}");
+                println!("{label:<12} {line}");
             }
         }
         println!("{}", unit_line(&shaper, now));

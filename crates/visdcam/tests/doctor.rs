@@ -759,3 +759,47 @@ fn with_systemd_units_are_checked_and_the_recorder_may_hold_the_stream() {
         "✘ uploader@cam2.service: disabled at boot, inactive — fix: sudo visdcam enable cam2 --now"
     );
 }
+
+#[test]
+fn the_live_view_needs_a_password_beyond_loopback_and_doctor_says_so() {
+    let (c1, c2) = (camera(), camera());
+    let s = cameras_only(&c1, &c2);
+    // Default: loopback, no password needed.
+    let r = doctor(&s, &[]);
+    r.passes("live view: WEB_LISTEN=127.0.0.1:8088 (default) is this machine only");
+    // On the network without a password: the page would refuse to start.
+    let conf = s.conf.join("visdcam.conf");
+    let text = fs::read_to_string(&conf).unwrap();
+    fs::write(&conf, format!("{text}WEB_LISTEN=0.0.0.0:8088\n")).unwrap();
+    let r = doctor(&s, &[]);
+    let l = r.fails("live view: WEB_LISTEN=0.0.0.0:8088");
+    assert!(
+        l.contains("visdcam.conf:") && l.contains("no password is set"),
+        "{l}"
+    );
+    assert!(l.contains("fix: sudo visdcam web-password"), "{l}");
+    // With one: passes, and says where it is.
+    let mut set = Command::new(env!("CARGO_BIN_EXE_visdcam"))
+        .arg("web-password")
+        .env("VISDCAM_CONFIG_DIR", &s.conf)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    set.stdin
+        .take()
+        .unwrap()
+        .write_all(b"porch light\nporch light\n")
+        .unwrap();
+    assert!(set.wait().unwrap().success());
+    let r = doctor(&s, &[]);
+    let l = r.passes("live view: WEB_LISTEN=0.0.0.0:8088");
+    assert!(l.contains("asks for the password in"), "{l}");
+    // A damaged hash file is named.
+    fs::write(s.conf.join("web-password"), "hunter2\n").unwrap();
+    let r = doctor(&s, &[]);
+    let l = r.fails("live view:");
+    assert!(l.contains("web-password: not a password hash"), "{l}");
+}

@@ -215,6 +215,23 @@ fn package_installs_users_units_and_timer_and_purge_keeps_an_fstab_ram_disk() {
         assert_eq!(prop(&c, unit, "User"), user, "{unit}");
         assert_eq!(prop(&c, unit, "Group"), "visdcam", "{unit}");
     }
+    // The live-view page: shipped, not enabled, its own user with the group visdcam added.
+    assert_eq!(prop(&c, "visdcam-web.service", "User"), "visdcam-web");
+    assert_eq!(
+        prop(&c, "visdcam-web.service", "SupplementaryGroups"),
+        "visdcam"
+    );
+    assert_eq!(
+        systemctl(&c, &["is-enabled", "visdcam-web.socket"]).trim(),
+        "disabled"
+    );
+    assert_eq!(
+        sh(
+            &c,
+            "readlink /usr/lib/systemd/system-generators/visdcam-web-generator"
+        ),
+        "/usr/bin/visdcam"
+    );
 
     // The RAM disk: a tmpfs of visdcam's that the group visdcam (both users) shares, setgid,
     // not readable by others.
@@ -683,7 +700,7 @@ fn upgrade_from_one_user_keeps_recording_and_admin_choices_and_purge_removes_eve
             .success(),
         "the package's RAM disk is still mounted"
     );
-    for user in ["visdcam", "visdcam-rec"] {
+    for user in ["visdcam", "visdcam-rec", "visdcam-web"] {
         assert!(
             !c.exec(&["getent", "passwd", user]).status.success(),
             "{user} removed"

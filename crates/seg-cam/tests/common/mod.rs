@@ -140,8 +140,9 @@ impl Rig {
         fs::write(
             etc.join("visdcam.conf"),
             format!(
-                "RAM_DIR={}\nSEG_SECONDS=4\nLOG_LEVEL=debug\n{extra}",
-                ram.display()
+                "RAM_DIR={}\nRUN_DIR={}\nSEG_SECONDS=4\nLOG_LEVEL=debug\n{extra}",
+                ram.display(),
+                tmp.path().join("run").display()
             ),
         )
         .unwrap();
@@ -160,6 +161,11 @@ impl Rig {
             notify,
             runs: 0,
         }
+    }
+
+    /// The recorder's live-frame socket (`RUN_DIR/seg-cam1/live.sock`).
+    pub fn live_socket(&self) -> PathBuf {
+        self.tmp.path().join("run/seg-cam1/live.sock")
     }
 
     pub fn command(&self) -> Command {
