@@ -228,7 +228,7 @@ fn package_installs_users_units_and_timer_and_purge_keeps_an_fstab_ram_disk() {
     assert_eq!(
         sh(
             &c,
-            "readlink /usr/lib/systemd/system-generators/visdcam-web-generator"
+            "readlink -f /usr/lib/systemd/system-generators/visdcam-web-generator"
         ),
         "/usr/bin/visdcam"
     );

@@ -3,7 +3,8 @@
 //! real `seg-cam` (seg@) and uploaded by the real `uploader` (uploader@) to the S3 rig;
 //! `visdcam-web.socket` on the address the generator took from `WEB_LISTEN`, the service started
 //! by the first connection as its own sandboxed user that cannot read the upload key. The page
-//! loads, both tiles move (two screenshots a second apart differ in each), the units' state is
+//! loads, both tiles move (two screenshots a second apart differ in each), it fits a phone's
+//! screen in one column, the units' state is
 //! shown in `visdcam status` words with the segments waiting in RAM, a camera that goes down
 //! says since when and comes back by itself; beyond loopback without a password the service
 //! refuses to start, and with one a wrong password gets 401; with its own read key, a span of
@@ -265,6 +266,30 @@ fn the_page_under_systemd_in_chromium() {
         )
         .unwrap();
     }
+    // On a phone's screen (390 CSS pixels wide): one column, nothing wider than the screen,
+    // each picture the screen's width.
+    chrome
+        .call(
+            "Emulation.setDeviceMetricsOverride",
+            serde_json::json!({"width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": true}),
+        )
+        .unwrap();
+    chrome
+        .wait_for(
+            "(() => { const t = [...document.querySelectorAll('.tile')].map(e => \
+             e.getBoundingClientRect()); const i = document.querySelector('.pic img') \
+             .getBoundingClientRect(); return document.documentElement.scrollWidth <= 390 \
+             && t.length === 2 && t[0].x === t[1].x && t[1].y > t[0].y && i.width >= 340; })()",
+            Duration::from_secs(10),
+        )
+        .unwrap();
+    chrome
+        .call(
+            "Emulation.setDeviceMetricsOverride",
+            serde_json::json!({"width": 1100, "height": 760, "deviceScaleFactor": 1, "mobile": false}),
+        )
+        .unwrap();
+
     // Recording and uploading meanwhile: both cameras' segments reach the bucket.
     wait_until(Instant::now() + Duration::from_secs(60), || {
         let keys: Vec<String> = s3.list_objects().into_iter().map(|(k, _)| k).collect();

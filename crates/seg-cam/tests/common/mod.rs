@@ -140,7 +140,8 @@ impl Rig {
         fs::write(
             etc.join("visdcam.conf"),
             format!(
-                "RAM_DIR={}\nRUN_DIR={}\nSEG_SECONDS=4\nLOG_LEVEL=debug\n{extra}",
+                // RUN_DIR last: tests name the line numbers of `extra`'s keys.
+                "RAM_DIR={}\nSEG_SECONDS=4\nLOG_LEVEL=debug\n{extra}\nRUN_DIR={}\n",
                 ram.display(),
                 tmp.path().join("run").display()
             ),
