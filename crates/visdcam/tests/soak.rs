@@ -204,7 +204,8 @@ fn phases(minutes: u64, rng: &mut Rng) -> Phases {
     let warm = Duration::from_secs((minutes * 6).clamp(60, 180));
     let cool = Duration::from_secs((minutes * 10).clamp(100, 300));
     let window = total.saturating_sub(warm + cool);
-    let reboot_at = warm + window * (rng.range(40, 60) as u32) / 100;
+    // Early, so the RSS windows (after it) are far apart.
+    let reboot_at = warm + window * (rng.range(15, 25) as u32) / 100;
     Phases {
         total,
         warm,
@@ -331,8 +332,11 @@ fn schedule(p: &Phases, rng: &mut Rng) -> Vec<Event> {
 #[derive(Debug, Clone)]
 struct Seen {
     start_ms: i64,
-    /// Size, MD5 and mtime (ns) read as soon as the name appeared (`None` if it was gone).
-    bytes: Option<(u64, String, i64)>,
+    /// Size and MD5, read as soon as the name appeared, or from the `.part` as the recorder
+    /// closed it (`None` if the uploader had it gone before either read).
+    bytes: Option<(u64, String)>,
+    /// Its mtime (ns), read when the final name appeared.
+    mtime_ns: Option<i64>,
     /// Deleted in the RAM directory (uploaded, or dropped).
     deleted: bool,
     /// The container boot it was seen in (0, then 1 after the reboot).
@@ -343,6 +347,8 @@ struct Seen {
 struct Witness {
     /// (camera index, file name) → what was seen.
     seen: BTreeMap<(usize, String), Seen>,
+    /// (camera index, final name) → size and MD5 of a `.part` the recorder closed.
+    parts: BTreeMap<(usize, String), (u64, String)>,
     /// (boot, camera index) → the drop counters last written: the uploader's `dropped` in
     /// `.uploader-stats` and the recorder's in `.seg-cam-stats` (read at each rewrite, so the
     /// last drops before the reboot are counted too).
@@ -432,24 +438,42 @@ fn note(witness: &Mutex<Witness>, cam: usize, dir: &Path, name: &str, boot: u32)
         return;
     }
     let path = dir.join(name);
-    let bytes = std::fs::read(&path).ok().and_then(|body| {
+    let mtime_ns = std::fs::metadata(&path).ok().map(|m| {
         use std::os::unix::fs::MetadataExt;
-        let m = std::fs::metadata(&path).ok()?;
-        Some((
-            body.len() as u64,
-            md5_hex(&body),
-            m.mtime() * 1_000_000_000 + m.mtime_nsec(),
-        ))
+        m.mtime() * 1_000_000_000 + m.mtime_nsec()
     });
+    let bytes = std::fs::read(&path)
+        .ok()
+        .map(|body| (body.len() as u64, md5_hex(&body)))
+        .or_else(|| w.parts.remove(&(cam, name.to_owned())));
+    w.parts.remove(&(cam, name.to_owned()));
     w.seen.insert(
         (cam, name.to_owned()),
         Seen {
             start_ms,
             bytes,
+            mtime_ns,
             deleted: false,
             boot,
         },
     );
+}
+
+/// Reads a `.part` the recorder just closed (its bytes are final: the rename comes next).
+fn note_part(witness: &Mutex<Witness>, cam: usize, dir: &Path, name: &str) {
+    let Some(fin) = name.strip_suffix(".part") else {
+        return;
+    };
+    if start_ms_of(fin).is_none() {
+        return;
+    }
+    if let Ok(body) = std::fs::read(dir.join(name)) {
+        let mut w = witness.lock().unwrap();
+        if !w.seen.contains_key(&(cam, fin.to_owned())) {
+            w.parts
+                .insert((cam, fin.to_owned()), (body.len() as u64, md5_hex(&body)));
+        }
+    }
 }
 
 fn watch_loop(witness: &Mutex<Witness>, pid1: &AtomicU32, boot: &AtomicU32, stop: &AtomicBool) {
@@ -522,6 +546,9 @@ fn watch_loop(witness: &Mutex<Witness>, pid1: &AtomicU32, boot: &AtomicU32, stop
                 if m.intersects(EventMask::MOVED_TO | EventMask::CLOSE_WRITE) {
                     note_counter(witness, cam, &dir, &name, b);
                 }
+                if m.contains(EventMask::CLOSE_WRITE) {
+                    note_part(witness, cam, &dir, &name);
+                }
                 if !name.ends_with(".ts") {
                     continue;
                 }
@@ -539,7 +566,14 @@ fn watch_loop(witness: &Mutex<Witness>, pid1: &AtomicU32, boot: &AtomicU32, stop
         if stopping {
             return;
         }
-        std::thread::sleep(Duration::from_millis(50));
+        // Woken by the next event (the uploader may delete a segment milliseconds after its
+        // rename), or after 100 ms to look for directories to watch.
+        use std::os::fd::AsFd;
+        let mut fds = [nix::poll::PollFd::new(
+            ino.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(100u16));
     }
 }
 
@@ -591,10 +625,11 @@ fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
     }
 }
 
-/// A unit's state at a sample: active state and RSS (KiB, 0 unless active).
+/// A unit's state at a sample: active state, main PID and RSS (KiB, 0 unless active).
 #[derive(Debug, Clone)]
 struct UnitSample {
     active: String,
+    pid: String,
     rss_kib: u64,
 }
 
@@ -615,13 +650,14 @@ fn sample_units(c: &Container) -> BTreeMap<String, UnitSample> {
     text.lines()
         .filter_map(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
-            let [u, a, _pid, _restarts, m] = f.as_slice() else {
+            let [u, a, pid, _restarts, m] = f.as_slice() else {
                 return None;
             };
             Some((
                 (*u).to_owned(),
                 UnitSample {
                     active: (*a).to_owned(),
+                    pid: (*pid).to_owned(),
                     rss_kib: if *a == "active" {
                         m.parse().unwrap_or(0)
                     } else {
@@ -891,7 +927,9 @@ fn soak_loses_and_duplicates_nothing_under_a_random_schedule_of_faults() {
     let units = units();
     let mut executed: BTreeMap<(String, Class), u64> = BTreeMap::new();
     let mut boots: Vec<BootRecord> = Vec::new();
-    let mut samples: Vec<(Duration, BTreeMap<String, UnitSample>)> = Vec::new();
+    // (time, boot, units).
+    let mut samples: Vec<(Duration, usize, BTreeMap<String, UnitSample>)> = Vec::new();
+    let mut rebooted_at = Duration::ZERO;
     let mut next_sample = Duration::ZERO;
     let mut next_action = 0;
     let log = |t: Duration, what: &str| eprintln!("[{:>6.1} s] {what}", t.as_secs_f64());
@@ -907,7 +945,7 @@ fn soak_loses_and_duplicates_nothing_under_a_random_schedule_of_faults() {
             if !down.is_empty() {
                 log(now, &format!("  not active: {}", down.join(", ")));
             }
-            samples.push((now, sample));
+            samples.push((now, boots.len(), sample));
             next_sample = now + SAMPLE_EVERY;
         }
         if next_action < actions.len() && actions[next_action].0 <= now {
@@ -1013,7 +1051,8 @@ fn soak_loses_and_duplicates_nothing_under_a_random_schedule_of_faults() {
                         || units.iter().all(|u| prop(&c, u, "ActiveState") == "active"),
                     );
                     written_after_reboot = c.written_file_stats();
-                    log(t0.elapsed(), "  rebooted, every unit active");
+                    rebooted_at = t0.elapsed();
+                    log(rebooted_at, "  rebooted, every unit active");
                 }
                 (Class::Reboot, false) => {}
             }
@@ -1077,6 +1116,7 @@ fn soak_loses_and_duplicates_nothing_under_a_random_schedule_of_faults() {
     let mut handed = vec![0u64; CAMERAS.len()];
     let mut matched: BTreeSet<String> = BTreeSet::new();
     let mut bytes_checked = 0u64;
+    let mut keys_checked = 0u64;
     for ((cam, name), s) in &witness.seen {
         handed[*cam] += 1;
         let found = by_segment
@@ -1093,14 +1133,23 @@ fn soak_loses_and_duplicates_nothing_under_a_random_schedule_of_faults() {
             [o] => {
                 uploaded += 1;
                 matched.insert(o.key.clone());
-                if let Some((_, md5, mtime_ns)) = &s.bytes {
+                if let Some((_, md5)) = &s.bytes {
                     bytes_checked += 1;
+                    if *md5 != o.md5 {
+                        wrong.push(format!(
+                            "{}/{name} → {}: MD5 {md5} in RAM, {} in the bucket",
+                            CAMERAS[*cam], o.key, o.md5
+                        ));
+                    }
+                }
+                if let Some(mtime_ns) = s.mtime_ns {
+                    keys_checked += 1;
                     let key_s = o.time.timestamp();
                     let mtime_s = mtime_ns.div_euclid(1_000_000_000);
-                    if *md5 != o.md5 || key_s != mtime_s {
+                    if key_s != mtime_s {
                         wrong.push(format!(
-                            "{}/{name} → {}: md5 {md5} vs {}, mtime {mtime_s} vs key {key_s}",
-                            CAMERAS[*cam], o.key, o.md5
+                            "{}/{name} → {}: mtime {mtime_s}, key time {key_s}",
+                            CAMERAS[*cam], o.key
                         ));
                     }
                 }
@@ -1152,8 +1201,8 @@ fn soak_loses_and_duplicates_nothing_under_a_random_schedule_of_faults() {
     );
     eprintln!(
         "  per camera handed off {handed:?}; drop counters (uploader + recorder) {drops_counted:?}; \
-         {only_in_bucket} object(s) whose hand-off the watcher missed; bytes and key time \
-         checked against the RAM copy for {bytes_checked}"
+         {only_in_bucket} object(s) whose hand-off the watcher missed; bytes checked against \
+         the RAM copy for {bytes_checked}, key time against the mtime for {keys_checked}"
     );
     eprintln!("  store proxy: {:?}", proxy.counts());
 
@@ -1185,27 +1234,39 @@ fn soak_loses_and_duplicates_nothing_under_a_random_schedule_of_faults() {
     }
     eprintln!("  restarts:\n    {}", restart_lines.join("\n    "));
 
-    // RSS: median of the first window after the warm-up vs the last (up to 10 min each).
-    let span = ph.total.saturating_sub(ph.warm);
-    let win = (span / 4).min(Duration::from_secs(600));
+    // RSS: the median of the first window after the warm-up that follows the reboot (every
+    // process is new then) vs the median of the last window (up to 10 min each), counting only
+    // processes past their own warm-up (a restarted daemon starts small).
+    let rss_start = ph.warm.max(rebooted_at + ph.warm);
+    let win = (ph.total.saturating_sub(rss_start) / 4).min(Duration::from_secs(600));
+    let mut born: BTreeMap<(String, usize, String), Duration> = BTreeMap::new();
+    for (t, boot, s) in &samples {
+        for (u, x) in s {
+            born.entry((u.clone(), *boot, x.pid.clone())).or_insert(*t);
+        }
+    }
     let mut rss_lines = Vec::new();
     let mut rss_errors = Vec::new();
     for u in &units {
-        let pick = |from: Duration, to: Duration| -> Vec<u64> {
+        let pick = |from: Duration, to: Duration, grown: bool| -> Vec<u64> {
             samples
                 .iter()
-                .filter(|(t, _)| *t >= from && *t <= to)
-                .filter_map(|(_, s)| s.get(u).map(|x| x.rss_kib))
+                .filter(|(t, _, _)| *t >= from && *t <= to)
+                .filter_map(|(t, boot, s)| {
+                    let x = s.get(u)?;
+                    let age = *t - born[&(u.clone(), *boot, x.pid.clone())];
+                    (!grown || age >= ph.warm).then_some(x.rss_kib)
+                })
                 .filter(|r| *r > 0)
                 .collect()
         };
-        let first = median(&mut pick(ph.warm, ph.warm + win));
-        let last = median(&mut pick(ph.total - win, ph.total));
+        let first = median(&mut pick(rss_start, rss_start + win, true));
+        let last = median(&mut pick(ph.total - win, ph.total, true));
         // A minute-by-minute line (medians) for the record.
         let timeline: Vec<String> = (0..=ph.total.as_secs() / 60)
             .map(|m| {
                 let from = Duration::from_secs(m * 60);
-                median(&mut pick(from, from + Duration::from_secs(59))).to_string()
+                median(&mut pick(from, from + Duration::from_secs(59), false)).to_string()
             })
             .collect();
         rss_lines.push(format!(
@@ -1217,9 +1278,11 @@ fn soak_loses_and_duplicates_nothing_under_a_random_schedule_of_faults() {
         }
     }
     eprintln!(
-        "  RSS (median of the first {} s after warm-up → the last {} s):\n    {}",
+        "  RSS (median from {} s for {} s → the last {} s; processes older than {} s):\n    {}",
+        rss_start.as_secs(),
         win.as_secs(),
         win.as_secs(),
+        ph.warm.as_secs(),
         rss_lines.join("\n    ")
     );
 
