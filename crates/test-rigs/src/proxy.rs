@@ -8,8 +8,8 @@
 //! listing) until released, so a test can act while a client waits on them.
 //!
 //! [`FaultProxy`] sits between clients and an S3 server and plays a switchable [`StoreFault`]
-//! (503 storms, 500s, cut uploads, a silent black hole) on each request it reads; stopping the
-//! server behind it is the outage.
+//! (503 storms, 500s, cut uploads, a silent black hole, the store down) on each request it
+//! reads.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -154,6 +154,10 @@ pub enum StoreFault {
     /// dropped under an open connection). Connections held this way stay silent until the
     /// client gives up, whatever the fault is later.
     BlackHole,
+    /// The store is down: every open connection is closed when this is set, and each new one
+    /// is closed as soon as it is accepted, before any byte (a crashed server; the real
+    /// server behind stays up, so its ports stay its own on a machine shared with other tests).
+    Down,
 }
 
 impl StoreFault {
@@ -165,6 +169,7 @@ impl StoreFault {
             StoreFault::InternalError => "500",
             StoreFault::CutBody => "cut",
             StoreFault::BlackHole => "blackhole",
+            StoreFault::Down => "down",
         }
     }
 }
@@ -177,6 +182,8 @@ pub struct FaultCounts {
     pub internal_error: u64,
     pub cut: u64,
     pub black_holed: u64,
+    /// Connections closed because the store was down.
+    pub down: u64,
     /// Requests that found the server down (connection refused): the client's connection is
     /// closed without an answer.
     pub upstream_down: u64,
@@ -193,6 +200,39 @@ pub struct FaultProxy {
     fault: Arc<Mutex<StoreFault>>,
     counts: Arc<Mutex<FaultCounts>>,
     stop: Arc<AtomicBool>,
+    open: Arc<OpenConns>,
+}
+
+/// Clones of every open connection's sockets (client's and server's), by connection number,
+/// so [`StoreFault::Down`] can close them from outside.
+#[derive(Debug, Default)]
+struct OpenConns {
+    next: std::sync::atomic::AtomicU64,
+    socks: Mutex<std::collections::HashMap<u64, Vec<TcpStream>>>,
+}
+
+impl OpenConns {
+    fn add(&self, id: u64, s: &TcpStream) {
+        if let (Ok(mut m), Ok(c)) = (self.socks.lock(), s.try_clone()) {
+            m.entry(id).or_default().push(c);
+        }
+    }
+
+    fn remove(&self, id: u64) {
+        if let Ok(mut m) = self.socks.lock() {
+            m.remove(&id);
+        }
+    }
+
+    fn close_all(&self) {
+        if let Ok(mut m) = self.socks.lock() {
+            for (_, socks) in m.drain() {
+                for s in socks {
+                    let _ = s.shutdown(Shutdown::Both);
+                }
+            }
+        }
+    }
 }
 
 impl FaultProxy {
@@ -204,16 +244,25 @@ impl FaultProxy {
         let fault = Arc::new(Mutex::new(StoreFault::Pass));
         let counts = Arc::new(Mutex::new(FaultCounts::default()));
         let stop = Arc::new(AtomicBool::new(false));
-        let (f, n, s) = (fault.clone(), counts.clone(), stop.clone());
+        let open = Arc::new(OpenConns::default());
+        let (f, n, s, o) = (fault.clone(), counts.clone(), stop.clone(), open.clone());
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 if s.load(Ordering::SeqCst) {
                     return;
                 }
                 let Ok(client) = conn else { continue };
-                let (f, n) = (f.clone(), n.clone());
+                if f.lock().map(|f| *f).unwrap_or_default() == StoreFault::Down {
+                    count(&n, |c| c.down += 1);
+                    let _ = client.shutdown(Shutdown::Both);
+                    continue;
+                }
+                let (f, n, o) = (f.clone(), n.clone(), o.clone());
                 std::thread::spawn(move || {
-                    let _ = serve_faulty(client, upstream, &f, &n);
+                    let id = o.next.fetch_add(1, Ordering::SeqCst);
+                    o.add(id, &client);
+                    let _ = serve_faulty(id, client, upstream, &f, &n, &o);
+                    o.remove(id);
                 });
             }
         });
@@ -222,6 +271,7 @@ impl FaultProxy {
             fault,
             counts,
             stop,
+            open,
         }
     }
 
@@ -234,6 +284,9 @@ impl FaultProxy {
     pub fn set_fault(&self, fault: StoreFault) {
         if let Ok(mut f) = self.fault.lock() {
             *f = fault;
+        }
+        if fault == StoreFault::Down {
+            self.open.close_all();
         }
     }
 
@@ -313,10 +366,12 @@ fn pass_body(
 
 /// One client connection of [`FaultProxy`]: each request head meets the fault in force.
 fn serve_faulty(
+    id: u64,
     mut client: TcpStream,
     upstream: SocketAddr,
     fault: &Mutex<StoreFault>,
     counts: &Mutex<FaultCounts>,
+    open: &OpenConns,
 ) -> io::Result<()> {
     let mut server: Option<TcpStream> = None;
     let mut buf: Vec<u8> = Vec::new();
@@ -337,6 +392,11 @@ fn serve_faulty(
         let body = content_length(&head);
         let now = fault.lock().map(|f| *f).unwrap_or_default();
         match now {
+            StoreFault::Down => {
+                count(counts, |c| c.down += 1);
+                close_both(&client, &server);
+                return Ok(());
+            }
             StoreFault::BlackHole => {
                 count(counts, |c| c.black_holed += 1);
                 // Read and forget whatever comes, answer nothing, until the client leaves.
@@ -376,6 +436,7 @@ fn serve_faulty(
                                 let _ = io::copy(&mut from, &mut to);
                                 let _ = to.shutdown(Shutdown::Both);
                             });
+                            open.add(id, &s);
                             server = Some(s);
                         }
                         Err(_) => {

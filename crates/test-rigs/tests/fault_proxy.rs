@@ -90,6 +90,20 @@ fn each_store_fault_does_what_it_says_and_pass_stores_again() {
         "the black hole answers nothing and keeps the connection"
     );
 
+    // Down: the connection held in the black hole is closed, new ones are closed at once.
+    let held = TcpStream::connect(proxy.endpoint().trim_start_matches("http://")).unwrap();
+    held.set_read_timeout(Some(wait)).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    proxy.set_fault(StoreFault::Down);
+    let mut byte = [0u8; 1];
+    assert_eq!(
+        (&held).read(&mut byte).unwrap_or(0),
+        0,
+        "closed by the outage"
+    );
+    let answer = raw_put(&rig, &proxy.endpoint(), "g.ts", &body, wait);
+    assert_eq!(answer.as_deref().unwrap_or(""), "", "the store is down");
+
     proxy.set_fault(StoreFault::Pass);
     let answer = raw_put(&rig, &proxy.endpoint(), "f.ts", &body, wait).unwrap();
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
@@ -98,6 +112,7 @@ fn each_store_fault_does_what_it_says_and_pass_stores_again() {
         ("c.ts", false),
         ("d.ts", false),
         ("e.ts", false),
+        ("g.ts", false),
         ("f.ts", true),
     ] {
         assert_eq!(stored(key), want, "{key}");
@@ -109,9 +124,10 @@ fn each_store_fault_does_what_it_says_and_pass_stores_again() {
             n.slow_down,
             n.internal_error,
             n.cut,
-            n.black_holed
+            n.black_holed,
+            n.down
         ),
-        (2, 1, 1, 1, 1),
+        (2, 1, 1, 1, 1, 1),
         "{n:?}"
     );
 }

@@ -141,7 +141,7 @@ impl Class {
             Class::Store503 => "store 503 storm",
             Class::Store500 => "store 500s",
             Class::StoreCut => "store cut bodies",
-            Class::StoreOutage => "store outage (rig down)",
+            Class::StoreOutage => "store outage (down)",
             Class::StoreBlackHole => "store black hole",
             Class::Kill9 => "kill -9",
             Class::StopShort => "SIGSTOP (short)",
@@ -834,7 +834,7 @@ fn soak_loses_and_duplicates_nothing_under_a_random_schedule_of_faults() {
 
     // The rigs: the store behind the fault proxy, three camera doubles.
     let scratch = tempfile::tempdir().unwrap();
-    let mut s3 = S3Rig::start();
+    let s3 = S3Rig::start();
     let proxy = FaultProxy::start(s3.addr());
     let cams: Vec<CameraDouble> = (0..CAMERAS.len())
         .map(|_| {
@@ -979,11 +979,14 @@ fn soak_loses_and_duplicates_nothing_under_a_random_schedule_of_faults() {
                 (Class::StoreCut, true) => proxy.set_fault(StoreFault::CutBody),
                 (Class::StoreBlackHole, true) => proxy.set_fault(StoreFault::BlackHole),
                 (
-                    Class::Store503 | Class::Store500 | Class::StoreCut | Class::StoreBlackHole,
+                    Class::Store503
+                    | Class::Store500
+                    | Class::StoreCut
+                    | Class::StoreBlackHole
+                    | Class::StoreOutage,
                     false,
                 ) => proxy.set_fault(StoreFault::Pass),
-                (Class::StoreOutage, true) => s3.stop(),
-                (Class::StoreOutage, false) => s3.start_again(),
+                (Class::StoreOutage, true) => proxy.set_fault(StoreFault::Down),
                 (Class::Kill9 | Class::StopShort | Class::StopLong, true) => {
                     let unit = &units[e.target];
                     let pid = prop(&c, unit, "MainPID");
@@ -1363,7 +1366,8 @@ fn soak_loses_and_duplicates_nothing_under_a_random_schedule_of_faults() {
         problems.push(format!("the reboot wrote {reboot_outside_systemd:?}"));
     }
     if !problems.is_empty() {
-        for u in &units {
+        let failed_units = failed.lines().filter_map(|l| l.split_whitespace().next());
+        for u in units.iter().map(String::as_str).chain(failed_units) {
             eprintln!("--- {u}:\n{}", c.journal(u));
         }
     }
