@@ -26,7 +26,8 @@ const LONG_TESTS: &[(&str, &str)] = &[
 
 /// Test targets with `#[ignore]`d tests that boot systemd in a container (root,
 /// systemd-nspawn, debootstrap); run with `--ignored`, one at a time. The end-to-end test of
-/// the installed package (visdcam/e2e) is the `e2e` step.
+/// the installed package (visdcam/e2e) is the `e2e` step, its soak (visdcam/soak) the `soak`
+/// step.
 const CONTAINER_TESTS: &[(&str, &str)] = &[
     ("test-rigs", "container_rig"),
     ("visdcam", "cli_systemd"),
@@ -36,6 +37,10 @@ const CONTAINER_TESTS: &[(&str, &str)] = &[
     // seg-cam and uploader, built by the workspace test step).
     ("visdcam", "web_systemd"),
 ];
+
+/// Minutes of the soak CI runs (`cargo xtask soak`; docs/reliability.md records longer runs).
+/// Its seed is new each run and printed, so a failure can be replayed with `--seed`.
+const CI_SOAK_MINUTES: u64 = 10;
 
 /// One step of the run as the summary shows it.
 struct Step {
@@ -191,6 +196,11 @@ pub fn ci(args: &[String]) -> Result<(), String> {
             r.tests("e2e (amd64 .deb + tests) --ignored", true, || {
                 crate::e2e::e2e_tests(&[])
             })?;
+            r.tests(
+                &format!("soak {CI_SOAK_MINUTES} min (visdcam/soak) --ignored"),
+                true,
+                || crate::soak::soak_test(CI_SOAK_MINUTES, None),
+            )?;
         } else {
             eprintln!("ci: container and end-to-end tests skipped (--no-e2e)");
         }

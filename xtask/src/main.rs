@@ -8,6 +8,7 @@ mod deb;
 mod demo;
 mod deps;
 mod e2e;
+mod soak;
 mod testrun;
 mod util;
 
@@ -18,7 +19,8 @@ Commands:
   ci [--no-e2e] [--no-arm64]
                   install what is missing (deps), then fmt check, clippy -D warnings,
                   every test, then the #[ignore]d ones with --ignored: the long ones, the
-                  container tests and the end-to-end test on a real systemd (e2e);
+                  container tests, the end-to-end test on a real systemd (e2e) and a
+                  10-minute soak;
                   `bench --quick`, and last the arm64 .deb; prints each step's time and
                   passed/failed/ignored tests, and the totals
   deps [--check]  install the Debian packages and the Python venv (SeaweedFS) the build and
@@ -30,6 +32,10 @@ Commands:
                   build release binaries and the .deb into target/dist
   e2e [FILTER]    build the .deb and test it installed on systemd in a container
                   (the #[ignore]d tests of crates/visdcam/tests/e2e.rs, with --ignored)
+  soak [--minutes N] [--seed S]
+                  build the .deb, then run it in a container with three cameras and the S3
+                  rig under a seeded random schedule of faults for N minutes (default 10);
+                  ends with the ledger of every segment (docs/reliability.md)
   bench [--quick] [--only=recorder|uploader]
                   seg-cam vs gst-launch vs ffmpeg, uploader vs aws-cli: CPU, RSS, ratios;
                   writes docs/benchmarks.md (full run) and target/bench/results.json
@@ -48,6 +54,7 @@ fn main() {
         "demo" => deps::deps(&[]).and_then(|()| demo::demo(rest)),
         "deb" => deb::deb(rest),
         "e2e" => e2e::e2e(rest),
+        "soak" => soak::soak(rest),
         "bench" => bench::bench(rest),
         "help" | "-h" | "--help" => {
             print!("{HELP}");

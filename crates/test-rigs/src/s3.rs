@@ -42,6 +42,7 @@
 //! `http://<bucket>.<domain>:PORT/<key>` (rusty-s3 `UrlStyle::VirtualHost`), then sends the
 //! request to `127.0.0.1:PORT` with that `Host` header (ureq keeps a given `Host`).
 
+use std::collections::BTreeMap;
 use std::env;
 use std::fs;
 use std::io::Read;
@@ -554,6 +555,42 @@ impl S3Rig {
             String::from_utf8_lossy(&body)
         );
         (body, etag)
+    }
+
+    /// The bytes of `key` and its user metadata (`x-amz-meta-NAME` headers, as `NAME` →
+    /// value). Panics unless 200.
+    pub fn get_object_with_meta(&self, key: &str) -> (Vec<u8>, BTreeMap<String, String>) {
+        let bucket = self.bucket_handle(self.bucket());
+        let creds = self.credentials();
+        let url = bucket.get_object(Some(&creds), key).sign(PRESIGN);
+        let mut response = self
+            .agent
+            .get(url.as_str())
+            .call()
+            .unwrap_or_else(|e| panic!("GetObject {key}: {e}"));
+        let status = response.status().as_u16();
+        let meta: BTreeMap<String, String> = response
+            .headers()
+            .iter()
+            .filter_map(|(name, value)| {
+                let name = name.as_str().to_ascii_lowercase();
+                let short = name.strip_prefix("x-amz-meta-")?.to_owned();
+                Some((short, value.to_str().ok()?.to_owned()))
+            })
+            .collect();
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(u64::MAX)
+            .read_to_vec()
+            .unwrap_or_else(|e| panic!("GetObject {key}: reading the body: {e}"));
+        assert_eq!(
+            status,
+            200,
+            "GetObject {key}: {}",
+            String::from_utf8_lossy(&body)
+        );
+        (body, meta)
     }
 
     /// Stores `body` under `key` in the rig's bucket (to seed a test). Panics unless 200.
