@@ -12,6 +12,7 @@ pub mod envfile;
 pub mod error;
 pub mod footage;
 pub mod keys;
+pub mod monitor;
 pub mod objectlock;
 pub mod presets;
 pub mod rate;
