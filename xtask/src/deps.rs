@@ -38,6 +38,10 @@ pub const PACKAGES: &[(&str, &str)] = &[
         "tests: avdec_h264, so GStreamer's playbin plays footage playlists",
     ),
     ("python3-venv", "tests: venv for the SeaweedFS S3 server"),
+    (
+        "prometheus",
+        "tests: a real Prometheus scrapes `visdcam metrics`",
+    ),
     ("iproute2", "tests: ip netns, tc for net-shaper"),
     (
         "systemd-container",

@@ -62,6 +62,8 @@ pub struct Recorder {
     handed_off: VecDeque<Instant>,
     ready: bool,
     failures: u64,
+    /// Frames flowed in an earlier connection of this process (the next flow is a reconnect).
+    recorded: bool,
 }
 
 impl Recorder {
@@ -99,6 +101,7 @@ impl Recorder {
             handed_off: VecDeque::new(),
             ready: false,
             failures: 0,
+            recorded: false,
         }
     }
 
@@ -113,7 +116,7 @@ impl Recorder {
                         self.backoff.reset();
                     }
                     self.budget.update(|s| {
-                        s.reconnects += 1;
+                        s.faults += 1;
                         s.fps_milli = 0;
                         s.note_state(false, unix_now());
                     });
@@ -376,6 +379,10 @@ impl Recorder {
             if frames > 0 && !recording {
                 recording = true;
                 self.backoff.reset();
+                if self.recorded {
+                    self.budget.update(|s| s.reconnects += 1);
+                }
+                self.recorded = true;
                 if self.failures > 0 {
                     log::info!(
                         "recording from {} again after {} failed attempt{}",
@@ -504,6 +511,11 @@ impl Recorder {
         if let Err(e) = pipeline.set_state(gst::State::Null) {
             log::warn!("stopping the pipeline: {e}");
         }
+        // The last frames since the last tick count too.
+        self.budget.update(|s| {
+            s.frames = base.frames + counters.frames();
+            s.parts = base.parts + counters.parts();
+        });
         // Files are closed now: whatever this pipeline opened and splitmuxsink did not close
         // (drain timed out, write error) is finalised like a crash leftover. The counters keep
         // only the last files opened (`pipeline::PARTS_KEPT`): older ones were handed off.

@@ -55,8 +55,9 @@ pub const RECORDER_STATS_FILE: &str = ".seg-cam-stats";
 /// The recorder's counters, kept across restarts in [`RECORDER_STATS_FILE`] as `key=value`
 /// lines: `dropped` and `dropped_bytes` (segments it dropped over the RAM budget), and, written
 /// once a second while it runs (`visdcam metrics`, `alert` and `top` read them): `frames`
-/// (decoded), `parts` (JPEG parts received), `segments` (closed and handed off), `reconnects`
-/// (connections that ended in a fault), `fps_milli` (frame rate × 1000, 0 when not recording),
+/// (decoded), `parts` (JPEG parts received), `segments` (closed and handed off), `faults`
+/// (connections that failed or ended in a fault), `reconnects` (times frames flowed again after
+/// a fault), `fps_milli` (frame rate × 1000, 0 when not recording),
 /// `recording` (0/1), `last_frame_unix`, `down_since_unix` (when frames stopped; 0 while they
 /// arrive) and `updated_unix` (when the file was written: a stale file means no recorder).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -66,6 +67,7 @@ pub struct RecorderStats {
     pub frames: u64,
     pub parts: u64,
     pub segments: u64,
+    pub faults: u64,
     pub reconnects: u64,
     pub fps_milli: u64,
     pub recording: bool,
@@ -77,13 +79,14 @@ pub struct RecorderStats {
 impl RecorderStats {
     pub fn render(&self) -> String {
         format!(
-            "dropped={}\ndropped_bytes={}\nframes={}\nparts={}\nsegments={}\nreconnects={}\n\
+            "dropped={}\ndropped_bytes={}\nframes={}\nparts={}\nsegments={}\nfaults={}\nreconnects={}\n\
              fps_milli={}\nrecording={}\nlast_frame_unix={}\ndown_since_unix={}\nupdated_unix={}\n",
             self.dropped,
             self.dropped_bytes,
             self.frames,
             self.parts,
             self.segments,
+            self.faults,
             self.reconnects,
             self.fps_milli,
             u8::from(self.recording),
@@ -108,6 +111,7 @@ impl RecorderStats {
                 "frames" => s.frames = n(),
                 "parts" => s.parts = n(),
                 "segments" => s.segments = n(),
+                "faults" => s.faults = n(),
                 "reconnects" => s.reconnects = n(),
                 "fps_milli" => s.fps_milli = n(),
                 "recording" => s.recording = n() == 1,
@@ -198,6 +202,7 @@ mod tests {
             frames: 1200,
             parts: 1210,
             segments: 7,
+            faults: 5,
             reconnects: 2,
             fps_milli: 19_950,
             recording: true,

@@ -276,9 +276,16 @@ pub fn render_metrics(s: &Snapshot) -> String {
     );
     e.per_camera(
         s,
+        "visdcam_camera_faults_total",
+        "counter",
+        "Camera connections that failed or ended in a fault (each is retried).",
+        |c| rec(c).map(|r| r.faults),
+    );
+    e.per_camera(
+        s,
         "visdcam_camera_reconnects_total",
         "counter",
-        "Camera connections that ended in a fault (the recorder reconnects after each).",
+        "Times frames flowed again after a fault.",
         |c| rec(c).map(|r| r.reconnects),
     );
     e.per_camera(
@@ -598,6 +605,49 @@ pub fn render_metrics(s: &Snapshot) -> String {
     e.out
 }
 
+/// What `visdcam metrics --http` does with a request: `Some(path)` of a `GET`/`HEAD` it
+/// serves (`/metrics` or `/`), else the whole error answer to send.
+pub fn http_request(head: &str) -> Result<(bool, String), String> {
+    let line = head.lines().next().unwrap_or("");
+    let mut f = line.split(' ');
+    let (method, target) = (f.next().unwrap_or(""), f.next().unwrap_or(""));
+    let path = target.split('?').next().unwrap_or("");
+    match (method, path) {
+        ("GET" | "HEAD", "/metrics" | "/") => Ok((method == "HEAD", path.to_string())),
+        ("GET" | "HEAD", _) => Err(http_answer(
+            404,
+            "text/plain; charset=utf-8",
+            "try /metrics\n",
+            false,
+        )),
+        _ => Err(http_answer(
+            405,
+            "text/plain; charset=utf-8",
+            "GET /metrics\n",
+            false,
+        )),
+    }
+}
+
+/// A complete HTTP/1.1 answer that closes the connection (the body left out for `HEAD`).
+pub fn http_answer(status: u16, content_type: &str, body: &str, head_only: bool) -> String {
+    let reason = match status {
+        200 => "OK",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        _ => "Error",
+    };
+    format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n{}",
+        body.len(),
+        if head_only { "" } else { body }
+    )
+}
+
+/// The exposition format's content type.
+pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -637,6 +687,7 @@ mod tests {
                         frames: 1000,
                         parts: 1004,
                         segments: 14,
+                        faults: 3,
                         reconnects: 2,
                         fps_milli: 19_875,
                         recording: true,
@@ -700,6 +751,7 @@ mod tests {
         );
         has(&t, "visdcam_camera_frames_dropped_total{camera=\"cam1\"} 4");
         has(&t, "visdcam_camera_reconnects_total{camera=\"cam1\"} 2");
+        has(&t, "visdcam_camera_faults_total{camera=\"cam1\"} 3");
         has(&t, "visdcam_segments_closed_total{camera=\"cam1\"} 14");
         has(&t, "visdcam_segments_uploaded_total{camera=\"cam1\"} 12");
         has(&t, "visdcam_uploaded_bytes_total{camera=\"cam1\"} 12582912");
@@ -807,5 +859,30 @@ mod tests {
         let unknown = CameraSnapshot::default();
         assert_eq!(unknown.down_since(0), Some(None));
         assert_eq!(snapshot().cameras[0].down_since(1_764_750_010), None);
+    }
+
+    #[test]
+    fn http_requests() {
+        assert_eq!(
+            http_request("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"),
+            Ok((false, "/metrics".into()))
+        );
+        assert_eq!(
+            http_request("HEAD /?x=1 HTTP/1.0\r\n"),
+            Ok((true, "/".into()))
+        );
+        assert!(http_request("GET /other HTTP/1.1\r\n")
+            .unwrap_err()
+            .starts_with("HTTP/1.1 404 Not Found\r\n"));
+        assert!(http_request("POST /metrics HTTP/1.1\r\n")
+            .unwrap_err()
+            .starts_with("HTTP/1.1 405 "));
+        assert_eq!(
+            http_answer(200, METRICS_CONTENT_TYPE, "a 1\n", false),
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n\
+             Content-Length: 4\r\nConnection: close\r\n\r\na 1\n"
+        );
+        assert!(http_answer(200, "t", "a 1\n", true)
+            .ends_with("Content-Length: 4\r\nConnection: close\r\n\r\n"));
     }
 }

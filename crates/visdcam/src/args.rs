@@ -33,6 +33,13 @@ pub enum RamlogsAction {
     Status,
 }
 
+/// `alert check|test`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AlertAction {
+    Check,
+    Test,
+}
+
 /// A parsed command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
@@ -84,6 +91,13 @@ pub enum Command {
     Ramlogs(RamlogsAction),
     /// `footage`, `fetch`, `play`: the bucket as a footage library.
     Footage(FootageArgs),
+    Metrics {
+        http: bool,
+    },
+    Alert(AlertAction),
+    Top {
+        once: bool,
+    },
 }
 
 /// Which footage command.
@@ -327,6 +341,45 @@ off: removes the drop-in and restarts systemd-journald.
 status: says where logs go now.",
     },
     CommandHelp {
+        name: "metrics",
+        synopsis: "metrics [--http]",
+        summary: "Prometheus metrics of every camera, the units and the RAM disk",
+        details: "Prints the Prometheus text exposition of what the recorders and uploaders \
+count (frames, segments closed, uploaded and dropped, bytes, upload latency, queue, retries by \
+cause, reconnects), the units' states and restarts, the RAM disk and the clock. Read-only; \
+counters come from the daemons' files on the RAM disk. visdcam-metrics.socket serves it on \
+127.0.0.1:9464 (not enabled by the package; see docs/guide/monitoring.md).
+
+  --http   answer one HTTP request read from stdin (what visdcam-metrics@.service runs for \
+each connection)",
+    },
+    CommandHelp {
+        name: "alert",
+        synopsis: "alert check|test",
+        summary: "check for problems and send alerts (ALERT_URL, ALERT_EMAIL), or send a test",
+        details: "check: looks at every camera, the units and the Pi once; raises an alert when \
+a camera is down longer than ALERT_CAMERA_DOWN, uploads fail longer than ALERT_UPLOAD_FAILING, \
+segments are dropped over the RAM budget, the clock is not synchronised, a unit failed or the \
+RAM disk is fuller than ALERT_RAM_DISK_PERCENT, and a \"resolved\" when it clears: once each, \
+the alerts of one check in one message. Its state is in /run/visdcam-alert \
+(VISDCAM_ALERT_STATE_DIR); visdcam-alert.timer runs it every minute. Delivery: a JSON POST to \
+ALERT_URL and a mail to ALERT_EMAIL through sendmail; a failed delivery is retried at the next \
+check for a day.
+test: sends one test message to every destination now and says how each went (exit 1 if one \
+failed).",
+    },
+    CommandHelp {
+        name: "top",
+        synopsis: "top [--once]",
+        summary: "live view of every camera: fps, segment, queue, upload and uplink rates, alerts",
+        details: "Refreshes every 2 s: per camera whether frames arrive and at what rate, \
+segments closed, the upload queue, the upload rate against RATE_KBPS, retries; the uplink's \
+transmit rate (/sys/class/net), the RAM disk and the open alerts. q quits. When stdout is not \
+a terminal it prints plain lines instead of redrawing.
+
+  --once   print one view and exit",
+    },
+    CommandHelp {
         name: "help",
         synopsis: "help [COMMAND]",
         summary: "show help for visdcam or one command",
@@ -475,6 +528,8 @@ where
             }
             Short('y') | Long("yes") if cmd == "clean" => c.yes = true,
             Long("now") if matches!(cmd, "enable" | "disable") => c.now = true,
+            Long("http") if cmd == "metrics" => c.http = true,
+            Long("once") if cmd == "top" => c.once = true,
             Value(v) => c
                 .positional
                 .push(v.string().map_err(|e| usage(Some(cmd), e.to_string()))?),
@@ -502,6 +557,8 @@ struct Collected {
     open: bool,
     expires: Option<Duration>,
     store: StoreArgs,
+    http: bool,
+    once: bool,
 }
 
 /// B2's (and S3's) longest validity of a presigned URL.
@@ -680,6 +737,28 @@ impl Collected {
                     expires: self.expires,
                     store: self.store,
                 })
+            }
+            "metrics" => {
+                too_many(0)?;
+                Command::Metrics { http: self.http }
+            }
+            "alert" => {
+                too_many(1)?;
+                Command::Alert(match pos.first().map(String::as_str) {
+                    Some("check") => AlertAction::Check,
+                    Some("test") => AlertAction::Test,
+                    Some(other) => {
+                        return Err(usage(
+                            Some(cmd),
+                            format!("invalid argument `{other}` for `alert`: use check or test"),
+                        ))
+                    }
+                    None => return Err(usage(Some(cmd), "`alert` needs check or test")),
+                })
+            }
+            "top" => {
+                too_many(0)?;
+                Command::Top { once: self.once }
             }
             _ => unreachable!("every command in COMMANDS is handled: {cmd}"),
         })

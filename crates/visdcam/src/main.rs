@@ -7,6 +7,8 @@ mod doctor;
 mod fail;
 mod footage;
 mod join;
+mod metrics;
+mod monitor;
 mod ram;
 mod ramlogs;
 mod status;
@@ -93,6 +95,8 @@ fn run(cmd: Command) -> fail::Result<()> {
         Command::Doctor => doctor::run(&Ctx::load()?),
         Command::Ramlogs(action) => ramlogs::run(action),
         Command::Footage(a) => footage::run(&Ctx::load()?, a),
+        Command::Metrics { http } => metrics::run(&Ctx::load()?, http),
+        Command::Alert(_) | Command::Top { .. } => Err(Failure::failed("not yet")),
     }
 }
 

@@ -1,0 +1,317 @@
+//! Monitoring on real parts: the real `seg-cam` and `uploader` record a camera double into the
+//! real S3 rig (SeaweedFS) while a real Prometheus (Debian's `prometheus`) scrapes
+//! `visdcam metrics --http`, started for each connection as `visdcam-metrics.socket`
+//! (`Accept=yes`) does; the scraped values are checked against the bucket and the double.
+//! `visdcam alert check` raises and resolves alerts to a webhook received by a test server.
+
+use std::fs;
+use std::net::TcpListener;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use camera_double::{CameraDouble, Fault, Options};
+use test_rigs::process::{free_port, wait_until, ChildGuard};
+use test_rigs::s3::S3Rig;
+
+/// A sibling binary of `visdcam` in the same target directory.
+fn sibling(name: &str) -> PathBuf {
+    let p = Path::new(env!("CARGO_BIN_EXE_visdcam"))
+        .parent()
+        .unwrap()
+        .join(name);
+    assert!(
+        p.exists(),
+        "{} is not built: run `cargo build -p seg-cam -p uploader` (cargo test --workspace does)",
+        p.display()
+    );
+    p
+}
+
+/// A configuration directory (one camera, cam1), a RAM directory and credentials for the rig.
+struct Setup {
+    tmp: tempfile::TempDir,
+    conf: PathBuf,
+    creds: PathBuf,
+    aws_config: PathBuf,
+}
+
+impl Setup {
+    fn new(rig: &S3Rig, cam: Option<&CameraDouble>, extra: &str) -> Setup {
+        let tmp = tempfile::tempdir().unwrap();
+        let conf = tmp.path().join("etc");
+        fs::create_dir_all(conf.join("cameras")).unwrap();
+        fs::create_dir_all(tmp.path().join("ram")).unwrap();
+        fs::write(
+            conf.join("visdcam.conf"),
+            format!(
+                "RAM_DIR={}\nKEYFRAME_INTERVAL=10\nREQUIRE_CLOCK_SYNC=no\n\
+                 B2_ENDPOINT={}\nB2_BUCKET={}\nB2_REGION={}\nB2_ADDRESSING_STYLE=path\n\
+                 LOG_LEVEL=info\n{extra}",
+                tmp.path().join("ram").display(),
+                rig.endpoint(),
+                rig.bucket(),
+                rig.region()
+            ),
+        )
+        .unwrap();
+        if let Some(cam) = cam {
+            fs::write(
+                conf.join("cameras/cam1.conf"),
+                format!(
+                    "CAMERA_URL={}\nCONTROL_URL={}/\n",
+                    cam.stream_url(),
+                    cam.base_url()
+                ),
+            )
+            .unwrap();
+        }
+        let aws = tmp.path().join("aws");
+        fs::create_dir_all(&aws).unwrap();
+        let (creds, aws_config) = rig.write_aws_files(&aws, "b2");
+        Setup {
+            tmp,
+            conf,
+            creds,
+            aws_config,
+        }
+    }
+
+    fn ram(&self) -> PathBuf {
+        self.tmp.path().join("ram")
+    }
+
+    fn command(&self, program: &Path) -> Command {
+        let mut c = Command::new(program);
+        c.env("VISDCAM_CONFIG_DIR", &self.conf)
+            .env("AWS_SHARED_CREDENTIALS_FILE", &self.creds)
+            .env("AWS_CONFIG_FILE", &self.aws_config)
+            .env("HOME", self.tmp.path())
+            // No system bus: unit states are left out, as on a machine without systemd.
+            .env("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/nonexistent/bus")
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("CREDENTIALS_DIRECTORY")
+            .stdin(Stdio::null());
+        c
+    }
+
+    /// Starts `seg-cam cam1` or `uploader cam1`.
+    fn spawn(&self, name: &str) -> ChildGuard {
+        let mut c = self.command(&sibling(name));
+        c.arg("cam1").stdout(Stdio::null());
+        ChildGuard::spawn(name, c).unwrap()
+    }
+}
+
+/// What the emulated socket unit serves each connection with: the real binary, its stdin and
+/// stdout the accepted socket (systemd's `Accept=yes` with `StandardInput=socket`).
+fn serve_metrics(setup: &Setup) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let cmd = setup.command(Path::new(env!("CARGO_BIN_EXE_visdcam")));
+    let envs: Vec<(std::ffi::OsString, std::ffi::OsString)> = cmd
+        .get_envs()
+        .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned())))
+        .collect();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(conn) = conn else { continue };
+            let input = OwnedFd::from(conn.try_clone().unwrap());
+            let output = OwnedFd::from(conn);
+            let status = Command::new(env!("CARGO_BIN_EXE_visdcam"))
+                .args(["metrics", "--http"])
+                .envs(envs.iter().map(|(k, v)| (k, v)))
+                .stdin(Stdio::from(input))
+                .stdout(Stdio::from(output))
+                .status();
+            if !status.as_ref().is_ok_and(|s| s.success()) {
+                eprintln!("visdcam metrics --http: {status:?}");
+            }
+        }
+    });
+    port
+}
+
+/// A real Prometheus scraping `target` every second, with its storage in a temporary directory.
+struct Prometheus {
+    _child: ChildGuard,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Prometheus {
+    fn start(target_port: u16) -> Prometheus {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("prometheus.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "global:\n  scrape_interval: 1s\n  scrape_timeout: 900ms\n\
+                 scrape_configs:\n  - job_name: visdcam\n    static_configs:\n\
+                 \x20     - targets: ['127.0.0.1:{target_port}']\n"
+            ),
+        )
+        .unwrap();
+        let port = free_port();
+        let mut c = Command::new("prometheus");
+        c.arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--log.level=warn")
+            .stdout(Stdio::null());
+        let child = ChildGuard::spawn("prometheus", c)
+            .expect("prometheus (apt-get install prometheus; cargo xtask deps)");
+        let p = Prometheus {
+            _child: child,
+            port,
+            _dir: dir,
+        };
+        wait_until(Instant::now() + Duration::from_secs(60), || {
+            p.get("/-/ready").is_some_and(|(code, _)| code == 200)
+        })
+        .expect("prometheus ready");
+        p
+    }
+
+    fn get(&self, path: &str) -> Option<(u16, String)> {
+        match ureq::get(&format!("http://127.0.0.1:{}{path}", self.port)).call() {
+            Ok(mut r) => Some((r.status().as_u16(), r.body_mut().read_to_string().ok()?)),
+            Err(ureq::Error::StatusCode(c)) => Some((c, String::new())),
+            Err(_) => None,
+        }
+    }
+
+    /// The value of an instant query with one result, if it has one.
+    fn value(&self, query: &str) -> Option<f64> {
+        let (code, body) = self.get(&format!("/api/v1/query?query={}", urlencode(query)))?;
+        assert_eq!(code, 200, "{query}: {body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let result = v["data"]["result"].as_array()?;
+        assert!(result.len() <= 1, "{query}: {v}");
+        result.first()?["value"][1].as_str()?.parse().ok()
+    }
+
+    /// Waits until `query` has exactly `want`; the last value seen otherwise.
+    fn wait_for(&self, query: &str, want: f64) -> Result<(), Option<f64>> {
+        let mut last = None;
+        wait_until(Instant::now() + Duration::from_secs(30), || {
+            last = self.value(query);
+            last == Some(want)
+        })
+        .map_err(|_| last)
+    }
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[test]
+fn prometheus_scrapes_what_the_recorder_and_uploader_did() {
+    let rig = S3Rig::start();
+    let cam = CameraDouble::start(Options {
+        width: 320,
+        height: 240,
+        fps: 10.0,
+        ..Default::default()
+    })
+    .unwrap();
+    let s = Setup::new(&rig, Some(&cam), "SEG_SECONDS=3\nRATE_KBPS=2048\n");
+    let prom = Prometheus::start(serve_metrics(&s));
+    let mut recorder = s.spawn("seg-cam");
+    let mut uploader = s.spawn("uploader");
+
+    wait_until(Instant::now() + Duration::from_secs(90), || {
+        rig.list_objects().len() >= 3
+    })
+    .expect("three segments uploaded");
+    prom.wait_for("visdcam_camera_up{camera=\"cam1\"}", 1.0)
+        .expect("the camera is up while it records");
+    assert!(
+        prom.value("visdcam_camera_frames_per_second{camera=\"cam1\"}")
+            .is_some_and(|f| (5.0..=12.0).contains(&f)),
+        "fps near the double's 10"
+    );
+    // One outage: the double closes the stream and refuses for 3 s; the recorder reconnects.
+    let served = cam.frames_served();
+    cam.set_fault(Fault::CloseAndRefuse(Duration::from_secs(3)));
+    wait_until(Instant::now() + Duration::from_secs(60), || {
+        cam.frames_served() > served + 30
+    })
+    .expect("the recorder streams again");
+    let before = rig.list_objects().len();
+    wait_until(Instant::now() + Duration::from_secs(60), || {
+        rig.list_objects().len() >= before + 2
+    })
+    .expect("two more segments after the outage");
+    recorder.stop(Duration::from_secs(15));
+    let cam_dir = s.ram().join("cam1");
+    wait_until(Instant::now() + Duration::from_secs(60), || {
+        std::fs::read_dir(&cam_dir).is_ok_and(|d| {
+            !d.flatten()
+                .any(|e| e.file_name().to_string_lossy().ends_with(".ts"))
+        })
+    })
+    .expect("the uploader drained the RAM directory");
+
+    let objects = rig.list_objects();
+    let n = objects.len() as f64;
+    let bytes: u64 = objects.iter().map(|(_, size)| size).sum();
+    eprintln!("{} objects, {bytes} bytes", objects.len());
+    for (query, want) in [
+        ("visdcam_segments_uploaded_total{camera=\"cam1\"}", n),
+        ("visdcam_segments_closed_total{camera=\"cam1\"}", n),
+        (
+            "visdcam_uploaded_bytes_total{camera=\"cam1\"}",
+            bytes as f64,
+        ),
+        ("visdcam_upload_latency_seconds_count{camera=\"cam1\"}", n),
+        ("sum(visdcam_segments_dropped_total{camera=\"cam1\"})", 0.0),
+        ("visdcam_upload_queue_segments{camera=\"cam1\"}", 0.0),
+        ("visdcam_camera_reconnects_total{camera=\"cam1\"}", 1.0),
+        ("visdcam_camera_up{camera=\"cam1\"}", 0.0),
+        (
+            "visdcam_upload_rate_limit_bytes_per_second{camera=\"cam1\"}",
+            2048.0 * 1024.0,
+        ),
+        ("sum(visdcam_upload_retries_total{camera=\"cam1\"})", 0.0),
+    ] {
+        if let Err(last) = prom.wait_for(query, want) {
+            panic!("{query}: want {want}, Prometheus has {last:?}");
+        }
+    }
+    // Close-to-stored: every upload within a minute here (a 3 s segment, an idle store).
+    prom.wait_for(
+        "visdcam_upload_latency_seconds_bucket{camera=\"cam1\",le=\"60\"}",
+        n,
+    )
+    .expect("all within 60 s");
+    // Frames: what the double served reached the recorder, less what was in flight when a
+    // connection closed.
+    let served = cam.frames_served() as f64;
+    let received = prom
+        .value("visdcam_camera_frames_received_total{camera=\"cam1\"}")
+        .unwrap();
+    assert!(
+        received <= served && received >= served - 20.0,
+        "received {received}, served {served}"
+    );
+    assert_eq!(cam.stream_connections(), 2, "one reconnect at the double");
+    // The close, then each attempt refused while the double refused.
+    let faults = prom
+        .value("visdcam_camera_faults_total{camera=\"cam1\"}")
+        .unwrap();
+    assert!(faults >= 1.0, "faults {faults}");
+    uploader.stop(Duration::from_secs(15));
+}
