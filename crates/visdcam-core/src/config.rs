@@ -32,7 +32,10 @@ pub enum Scope {
 /// The type and range of a key's value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
-    Int { min: u64, max: u64 },
+    Int {
+        min: u64,
+        max: u64,
+    },
     Bool,
     Choice(&'static [&'static str]),
     Text,
@@ -44,6 +47,13 @@ pub enum Kind {
     Rate,
     ClockTime,
     Dscp,
+    /// Any http(s) URL, kept as written.
+    Url,
+    /// A length of time such as 90s, 10m, 1h30m, in seconds.
+    Duration {
+        min: u64,
+        max: u64,
+    },
 }
 
 impl Kind {
@@ -64,6 +74,12 @@ impl Kind {
             Kind::Rate => "a rate such as 3mbit, 500kbit or 375kbps (bytes)".into(),
             Kind::ClockTime => "a time of day HH:MM, such as 06:00".into(),
             Kind::Dscp => "none, cs0..cs7, af11..af43, ef, or a number from 0 to 63".into(),
+            Kind::Url => "an https:// or http:// URL".into(),
+            Kind::Duration { min, max } => format!(
+                "a duration such as 90s, 10m, 2h or 1h30m, from {} to {}",
+                crate::cli::format_duration(std::time::Duration::from_secs(*min)),
+                crate::cli::format_duration(std::time::Duration::from_secs(*max))
+            ),
         }
     }
 }
@@ -319,6 +335,50 @@ pub const KEYS: &[KeySpec] = &[
         None,
         "net-shaper: interface to shape (default: the default route's interface); 1 to 15 \
          printable ASCII characters without `/`, `:`, `#`, quotes or `\\`.",
+    ),
+    key(
+        "ALERT_URL",
+        Scope::Global,
+        Kind::Url,
+        None,
+        "`visdcam alert`: POST each alert as JSON to this URL (a webhook, an ntfy topic, a Home \
+         Assistant webhook; see docs/guide/monitoring.md). Empty: no webhook.",
+    ),
+    key(
+        "ALERT_EMAIL",
+        Scope::Global,
+        Kind::Text,
+        None,
+        "`visdcam alert`: mail each alert to this address through the system's sendmail (when \
+         installed). Empty: no mail.",
+    ),
+    key(
+        "ALERT_CAMERA_DOWN",
+        Scope::Global,
+        Kind::Duration {
+            min: 1,
+            max: 86_400,
+        },
+        Some("10m"),
+        "`visdcam alert`: a camera that sends no frames for this long raises an alert.",
+    ),
+    key(
+        "ALERT_UPLOAD_FAILING",
+        Scope::Global,
+        Kind::Duration {
+            min: 1,
+            max: 86_400,
+        },
+        Some("15m"),
+        "`visdcam alert`: a camera whose uploads fail (refused credentials, missing bucket, \
+         store unreachable) for this long raises an alert.",
+    ),
+    key(
+        "ALERT_RAM_DISK_PERCENT",
+        Scope::Global,
+        Kind::Int { min: 1, max: 100 },
+        Some("90"),
+        "`visdcam alert`: the RAM disk used to this percentage or more raises an alert.",
     ),
     key(
         "LOG_LEVEL",
@@ -629,6 +689,12 @@ pub struct Settings {
     pub shaper_rate_bps: u64,
     pub shaper_dev: Option<String>,
     pub log_level: String,
+    /// `visdcam alert`: where alerts go and when they are raised.
+    pub alert_url: Option<String>,
+    pub alert_email: Option<String>,
+    pub alert_camera_down_s: u64,
+    pub alert_upload_failing_s: u64,
+    pub alert_ram_disk_percent: u64,
     /// Where each key that was set explicitly came from.
     pub origins: BTreeMap<String, Origin>,
 }
@@ -822,6 +888,20 @@ impl Resolver<'_> {
         }
     }
 
+    fn duration(&self, name: &str) -> Result<u64, ConfigError> {
+        let Some(Kind::Duration { min, max }) = spec(name).map(|s| s.kind) else {
+            unreachable!("{name} is not a duration key")
+        };
+        self.req(name, |v| {
+            let d = crate::cli::parse_duration(v)?.as_secs();
+            if (min..=max).contains(&d) {
+                Ok(d)
+            } else {
+                Err(format!("`{v}` is out of range"))
+            }
+        })
+    }
+
     fn with<T>(
         &self,
         name: &str,
@@ -885,6 +965,37 @@ fn parse_endpoint(v: &str) -> Result<String, String> {
         return Err(format!("`{v}` has no host"));
     }
     Ok(v.trim_end_matches('/').to_string())
+}
+
+/// A webhook URL: http(s), kept exactly (its path and query matter, e.g. ntfy's template).
+fn parse_alert_url(v: &str) -> Result<String, String> {
+    let rest = v
+        .strip_prefix("https://")
+        .or_else(|| v.strip_prefix("http://"))
+        .ok_or_else(|| format!("`{v}` must start with https:// or http://"))?;
+    if rest.is_empty() || rest.starts_with('/') || rest.contains(char::is_whitespace) {
+        return Err(format!("`{v}` has no host"));
+    }
+    Ok(v.to_string())
+}
+
+/// An e-mail address for sendmail's To: one `local@domain`, nothing a header could smuggle.
+fn parse_email(v: &str) -> Result<Option<String>, String> {
+    if v.is_empty() {
+        return Ok(None);
+    }
+    let ok = v.split_once('@').is_some_and(|(l, d)| {
+        !l.is_empty() && d.contains('.') && !d.starts_with('.') && !d.ends_with('.')
+    }) && !v
+        .contains(|c: char| c.is_whitespace() || c.is_control() || "<>,;\"".contains(c))
+        && v.matches('@').count() == 1;
+    if ok {
+        Ok(Some(v.to_string()))
+    } else {
+        Err(format!(
+            "`{v}` is not an e-mail address such as me@example.org"
+        ))
+    }
 }
 
 fn parse_abs_path(v: &str) -> Result<PathBuf, String> {
@@ -1032,6 +1143,11 @@ pub fn load(
                 .map_err(|e| e.to_string())
         })?,
         log_level: r.choice("LOG_LEVEL")?,
+        alert_url: r.with("ALERT_URL", parse_alert_url)?,
+        alert_email: r.with("ALERT_EMAIL", parse_email)?.flatten(),
+        alert_camera_down_s: r.duration("ALERT_CAMERA_DOWN")?,
+        alert_upload_failing_s: r.duration("ALERT_UPLOAD_FAILING")?,
+        alert_ram_disk_percent: r.int("ALERT_RAM_DISK_PERCENT")?,
         origins: raw
             .iter()
             .map(|(k, v)| (k.clone(), v.origin.clone()))

@@ -2,6 +2,7 @@
 //! other decisions the daemons make. No I/O happens here: callers pass in file contents, times
 //! and measurements, and get back values. That keeps every rule unit-testable with data.
 
+pub mod alerts;
 pub mod backoff;
 pub mod budget;
 pub mod camvars;
