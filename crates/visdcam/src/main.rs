@@ -1,6 +1,7 @@
 //! `visdcam`: the command a Pi owner types. Parses the command line, runs one command and maps
 //! its failure to a documented exit status (see [`fail::Exit`]).
 
+mod alert;
 mod args;
 mod cameras;
 mod doctor;
@@ -96,7 +97,8 @@ fn run(cmd: Command) -> fail::Result<()> {
         Command::Ramlogs(action) => ramlogs::run(action),
         Command::Footage(a) => footage::run(&Ctx::load()?, a),
         Command::Metrics { http } => metrics::run(&Ctx::load()?, http),
-        Command::Alert(_) | Command::Top { .. } => Err(Failure::failed("not yet")),
+        Command::Alert(action) => alert::run(&Ctx::load()?, action),
+        Command::Top { .. } => Err(Failure::failed("not yet")),
     }
 }
 

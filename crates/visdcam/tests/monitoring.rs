@@ -5,10 +5,12 @@
 //! `visdcam alert check` raises and resolves alerts to a webhook received by a test server.
 
 use std::fs;
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use camera_double::{CameraDouble, Fault, Options};
@@ -38,7 +40,8 @@ struct Setup {
 }
 
 impl Setup {
-    fn new(rig: &S3Rig, cam: Option<&CameraDouble>, extra: &str) -> Setup {
+    /// `cams`: each camera's name, its double and extra lines for its file.
+    fn new(rig: &S3Rig, cams: &[(&str, &CameraDouble, &str)], extra: &str) -> Setup {
         let tmp = tempfile::tempdir().unwrap();
         let conf = tmp.path().join("etc");
         fs::create_dir_all(conf.join("cameras")).unwrap();
@@ -56,11 +59,11 @@ impl Setup {
             ),
         )
         .unwrap();
-        if let Some(cam) = cam {
+        for (name, cam, more) in cams {
             fs::write(
-                conf.join("cameras/cam1.conf"),
+                conf.join(format!("cameras/{name}.conf")),
                 format!(
-                    "CAMERA_URL={}\nCONTROL_URL={}/\n",
+                    "CAMERA_URL={}\nCONTROL_URL={}/\n{more}",
                     cam.stream_url(),
                     cam.base_url()
                 ),
@@ -88,6 +91,10 @@ impl Setup {
             .env("AWS_SHARED_CREDENTIALS_FILE", &self.creds)
             .env("AWS_CONFIG_FILE", &self.aws_config)
             .env("HOME", self.tmp.path())
+            .env(
+                "VISDCAM_ALERT_STATE_DIR",
+                self.tmp.path().join("alert-state"),
+            )
             // No system bus: unit states are left out, as on a machine without systemd.
             .env("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/nonexistent/bus")
             .env_remove("NOTIFY_SOCKET")
@@ -98,9 +105,31 @@ impl Setup {
 
     /// Starts `seg-cam cam1` or `uploader cam1`.
     fn spawn(&self, name: &str) -> ChildGuard {
+        self.spawn_for(name, "cam1")
+    }
+
+    fn spawn_for(&self, name: &str, camera: &str) -> ChildGuard {
         let mut c = self.command(&sibling(name));
-        c.arg("cam1").stdout(Stdio::null());
+        c.arg(camera).stdout(Stdio::null());
         ChildGuard::spawn(name, c).unwrap()
+    }
+
+    /// Runs `visdcam ARGS` to the end: exit code, stdout, stderr.
+    fn visdcam(&self, args: &[&str]) -> (Option<i32>, String, String) {
+        let out = self
+            .command(Path::new(env!("CARGO_BIN_EXE_visdcam")))
+            .args(args)
+            .output()
+            .expect("running visdcam");
+        let r = (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        );
+        if !r.1.is_empty() || !r.2.is_empty() {
+            eprintln!("$ visdcam {} -> {:?}\n{}{}", args.join(" "), r.0, r.1, r.2);
+        }
+        r
     }
 }
 
@@ -227,7 +256,11 @@ fn prometheus_scrapes_what_the_recorder_and_uploader_did() {
         ..Default::default()
     })
     .unwrap();
-    let s = Setup::new(&rig, Some(&cam), "SEG_SECONDS=3\nRATE_KBPS=2048\n");
+    let s = Setup::new(
+        &rig,
+        &[("cam1", &cam, "")],
+        "SEG_SECONDS=3\nRATE_KBPS=2048\n",
+    );
     let prom = Prometheus::start(serve_metrics(&s));
     let mut recorder = s.spawn("seg-cam");
     let mut uploader = s.spawn("uploader");
@@ -314,4 +347,214 @@ fn prometheus_scrapes_what_the_recorder_and_uploader_did() {
         .unwrap();
     assert!(faults >= 1.0, "faults {faults}");
     uploader.stop(Duration::from_secs(15));
+}
+
+/// A webhook receiver on 127.0.0.1: answers the first `fail_first` requests 503, the rest 200,
+/// and keeps the bodies it accepted.
+struct Hook {
+    port: u16,
+    accepted: Arc<Mutex<Vec<serde_json::Value>>>,
+    requests: Arc<Mutex<u32>>,
+}
+
+impl Hook {
+    fn start(fail_first: u32) -> Hook {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = Arc::new(Mutex::new(Vec::new()));
+        let requests = Arc::new(Mutex::new(0));
+        let (acc, req) = (accepted.clone(), requests.clone());
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { continue };
+                let mut reader = BufReader::new(conn.try_clone().unwrap());
+                let mut len = 0;
+                let mut line = String::new();
+                let mut first = String::new();
+                while reader.read_line(&mut line).is_ok_and(|n| n > 0) {
+                    if first.is_empty() {
+                        first = line.clone();
+                    }
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        len = v.trim().parse().unwrap_or(0);
+                    }
+                    if line == "\r\n" {
+                        break;
+                    }
+                    line.clear();
+                }
+                let mut body = vec![0; len];
+                reader.read_exact(&mut body).unwrap();
+                let n = {
+                    let mut r = req.lock().unwrap();
+                    *r += 1;
+                    *r
+                };
+                let code = if n <= fail_first {
+                    "503 Service Unavailable"
+                } else {
+                    assert!(first.starts_with("POST /hook "), "{first}");
+                    acc.lock()
+                        .unwrap()
+                        .push(serde_json::from_slice(&body).expect("a JSON body"));
+                    "200 OK"
+                };
+                let _ = write!(
+                    conn,
+                    "HTTP/1.1 {code}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                );
+            }
+        });
+        Hook {
+            port,
+            accepted,
+            requests,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/hook", self.port)
+    }
+
+    fn bodies(&self) -> Vec<serde_json::Value> {
+        self.accepted.lock().unwrap().clone()
+    }
+
+    /// `event kind:subject,subject` of each accepted body.
+    fn summary(&self) -> Vec<String> {
+        self.bodies()
+            .iter()
+            .map(|b| {
+                let alerts: Vec<String> = b["alerts"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|a| {
+                        format!(
+                            "{}:{}",
+                            a["kind"].as_str().unwrap(),
+                            a["subject"].as_str().unwrap()
+                        )
+                    })
+                    .collect();
+                format!("{} {}", b["event"].as_str().unwrap(), alerts.join(","))
+            })
+            .collect()
+    }
+}
+
+/// Runs `visdcam alert check` (a new process each time, as the timer does) about once a
+/// second until `done` holds; panics with `what` at the deadline.
+fn check_until(s: &Setup, secs: u64, what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let (code, _, err) = s.visdcam(&["alert", "check"]);
+        assert_eq!(code, Some(0), "alert check failed: {err}");
+        if done() {
+            return;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(700));
+    }
+}
+
+fn recorder_says_recording(s: &Setup, cam: &str) -> bool {
+    fs::read_to_string(s.ram().join(cam).join(".seg-cam-stats"))
+        .is_ok_and(|t| t.lines().any(|l| l == "recording=1"))
+}
+
+#[test]
+fn alerts_are_raised_once_resolved_once_coalesced_and_retried_to_a_webhook() {
+    let rig = S3Rig::start();
+    let hook = Hook::start(1);
+    let opts = Options {
+        width: 320,
+        height: 240,
+        fps: 10.0,
+        ..Default::default()
+    };
+    let cam1 = CameraDouble::start(opts.clone()).unwrap();
+    let cam2 = CameraDouble::start(opts).unwrap();
+    let s = Setup::new(
+        &rig,
+        // cam1 uploads into a bucket that does not exist (yet): uploads fail with 404.
+        &[("cam1", &cam1, "B2_BUCKET=later\n"), ("cam2", &cam2, "")],
+        &format!(
+            "SEG_SECONDS=3\nALERT_URL={}\nALERT_CAMERA_DOWN=4s\nALERT_UPLOAD_FAILING=4s\n\
+             ALERT_RAM_DISK_PERCENT=100\n",
+            hook.url()
+        ),
+    );
+    let state_dir = s.tmp.path().join("alert-state");
+    let _rec1 = s.spawn_for("seg-cam", "cam1");
+    let _rec2 = s.spawn_for("seg-cam", "cam2");
+    let _up1 = s.spawn_for("uploader", "cam1");
+    wait_until(Instant::now() + Duration::from_secs(60), || {
+        recorder_says_recording(&s, "cam1") && recorder_says_recording(&s, "cam2")
+    })
+    .expect("both cameras recording");
+
+    // 1. Uploads of cam1 fail: raised once past 4 s. The first POST is refused (503): the
+    //    message stays queued and the next check delivers it.
+    check_until(&s, 60, "the upload alert", || !hook.bodies().is_empty());
+    assert_eq!(hook.summary(), ["raised upload_failing:cam1"]);
+    assert_eq!(
+        *hook.requests.lock().unwrap(),
+        2,
+        "one refused, one accepted"
+    );
+
+    // 2. Both cameras go away together: one message naming both, once.
+    cam1.set_fault(Fault::CloseAndRefuse(Duration::from_secs(8)));
+    cam2.set_fault(Fault::CloseAndRefuse(Duration::from_secs(8)));
+    check_until(&s, 60, "the camera alert", || hook.bodies().len() >= 2);
+    assert_eq!(
+        hook.summary()[1],
+        "raised camera_down:cam1,camera_down:cam2",
+        "{:#?}",
+        hook.bodies()
+    );
+    // The open alert is in the state file the next process reads.
+    let state = fs::read_to_string(state_dir.join("state")).unwrap();
+    assert!(state.contains("alert\tcamera_down\tcam1\t"), "{state}");
+
+    // 3. They come back: one resolve naming both.
+    check_until(&s, 90, "the camera resolve", || hook.bodies().len() >= 3);
+    assert_eq!(
+        hook.summary()[2],
+        "resolved camera_down:cam1,camera_down:cam2"
+    );
+
+    // 4. The bucket appears and the credentials file changes (the uploader retries at once):
+    //    uploads work, the upload alert resolves.
+    rig.create_bucket("later");
+    let mut creds = fs::read_to_string(&s.creds).unwrap();
+    creds.push_str("# touched\n");
+    fs::write(&s.creds, creds).unwrap();
+    check_until(&s, 90, "the upload resolve", || hook.bodies().len() >= 4);
+    assert_eq!(hook.summary()[3], "resolved upload_failing:cam1");
+
+    // Nothing repeats in later checks.
+    for _ in 0..5 {
+        check_until(&s, 10, "one check", || true);
+    }
+    assert_eq!(
+        hook.summary(),
+        [
+            "raised upload_failing:cam1",
+            "raised camera_down:cam1,camera_down:cam2",
+            "resolved camera_down:cam1,camera_down:cam2",
+            "resolved upload_failing:cam1",
+        ]
+    );
+    let b = &hook.bodies()[1];
+    assert_eq!(b["version"], 1);
+    assert!(
+        b["title"]
+            .as_str()
+            .unwrap()
+            .ends_with(": cameras cam1, cam2 down"),
+        "{b}"
+    );
+    assert_eq!(b["message"].as_str().unwrap().lines().count(), 2, "{b}");
 }
