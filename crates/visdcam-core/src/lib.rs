@@ -21,5 +21,6 @@ pub mod ratelimit;
 pub mod recorder;
 pub mod segment;
 pub mod tcplan;
+pub mod top;
 pub mod units;
 pub mod upload;

@@ -14,6 +14,7 @@ mod ram;
 mod ramlogs;
 mod status;
 mod systemd;
+mod top;
 mod units;
 
 use std::path::PathBuf;
@@ -98,7 +99,7 @@ fn run(cmd: Command) -> fail::Result<()> {
         Command::Footage(a) => footage::run(&Ctx::load()?, a),
         Command::Metrics { http } => metrics::run(&Ctx::load()?, http),
         Command::Alert(action) => alert::run(&Ctx::load()?, action),
-        Command::Top { .. } => Err(Failure::failed("not yet")),
+        Command::Top { once } => top::run(&Ctx::load()?, once),
     }
 }
 

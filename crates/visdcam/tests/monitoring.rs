@@ -558,3 +558,180 @@ fn alerts_are_raised_once_resolved_once_coalesced_and_retried_to_a_webhook() {
     );
     assert_eq!(b["message"].as_str().unwrap().lines().count(), 2, "{b}");
 }
+
+/// A tmux session with a shell, driven with send-keys and read with capture-pane.
+struct Tmux {
+    name: String,
+}
+
+impl Tmux {
+    fn new(name: &str) -> Tmux {
+        let name = format!("visdcam-top-{name}-{}", std::process::id());
+        let st = Command::new("tmux")
+            .args([
+                "new-session",
+                "-d",
+                "-s",
+                &name,
+                "-x",
+                "150",
+                "-y",
+                "16",
+                "sh",
+            ])
+            .status()
+            .expect("tmux (apt-get install tmux)");
+        assert!(st.success());
+        Tmux { name }
+    }
+
+    fn send(&self, literal: bool, keys: &str) {
+        let mut c = Command::new("tmux");
+        c.args(["send-keys", "-t", &self.name]);
+        if literal {
+            c.arg("-l");
+        }
+        assert!(c.arg(keys).status().unwrap().success());
+    }
+
+    fn screen(&self) -> String {
+        let out = Command::new("tmux")
+            .args(["capture-pane", "-p", "-t", &self.name])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn wait_for(&self, what: &str, cond: impl Fn(&str) -> bool) -> String {
+        let mut last = String::new();
+        let ok = wait_until(Instant::now() + Duration::from_secs(60), || {
+            last = self.screen();
+            cond(&last)
+        });
+        assert!(ok.is_ok(), "the terminal never showed {what}:\n{last}");
+        eprintln!("--- tmux: {what} ---\n{last}");
+        last
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["kill-session", "-t", &self.name])
+            .status();
+    }
+}
+
+/// The first line of `screen` that starts with `prefix`.
+fn line_of<'a>(screen: &'a str, prefix: &str) -> &'a str {
+    screen
+        .lines()
+        .find(|l| l.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no line {prefix} in\n{screen}"))
+}
+
+#[test]
+fn top_refreshes_in_a_terminal_quits_on_q_and_prints_plain_lines_in_a_pipe() {
+    let rig = S3Rig::start();
+    let cam = CameraDouble::start(Options {
+        width: 320,
+        height: 240,
+        fps: 10.0,
+        ..Default::default()
+    })
+    .unwrap();
+    // Every use of the RAM disk's file system is "nearly full" at 1 %: a real open alert.
+    let s = Setup::new(
+        &rig,
+        &[("cam1", &cam, "")],
+        "SEG_SECONDS=2\nRATE_KBPS=300\nALERT_RAM_DISK_PERCENT=1\n",
+    );
+    let _rec = s.spawn("seg-cam");
+    let _up = s.spawn("uploader");
+    let (code, out, _) = s.visdcam(&["alert", "check"]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("raised: "), "{out}");
+
+    let tmux = Tmux::new("tty");
+    let c = s.command(Path::new(env!("CARGO_BIN_EXE_visdcam")));
+    let env: Vec<String> = c
+        .get_envs()
+        .filter_map(|(k, v)| Some(format!("{}='{}'", k.to_str()?, v?.to_str()?)))
+        .collect();
+    tmux.send(
+        true,
+        &format!(
+            "env {} {} top; echo EXIT=$?",
+            env.join(" "),
+            env!("CARGO_BIN_EXE_visdcam")
+        ),
+    );
+    tmux.send(false, "Enter");
+    // Recording, and uploads moving (a rate needs two screens and a segment on its way).
+    let screen = tmux.wait_for("cam1 recording with an upload rate", |t| {
+        t.lines().any(|l| {
+            l.starts_with("cam1 ")
+                && l.contains("recording")
+                && l.contains("KiB/s ")
+                && l.contains("300.0 KiB/s")
+        })
+    });
+    assert!(
+        line_of(&screen, "visdcam top — ").ends_with("— q quits"),
+        "{screen}"
+    );
+    assert!(screen.contains("alerts: 1 open"), "{screen}");
+    assert!(line_of(&screen, "  ram_disk_full ").contains(&s.ram().display().to_string()));
+    assert!(screen.contains("RAM disk "), "{screen}");
+    let cam1 = line_of(&screen, "cam1 ").to_string();
+    assert!(
+        cam1.contains("10.0") || cam1.contains(" 9."),
+        "about 10 fps: {cam1}"
+    );
+    // It refreshes: the clock in the title moves.
+    let title = line_of(&screen, "visdcam top — ").to_string();
+    let later = tmux.wait_for("a later screen", |t| {
+        t.lines()
+            .any(|l| l.starts_with("visdcam top — ") && l != title)
+    });
+    assert_eq!(
+        later
+            .lines()
+            .filter(|l| l.starts_with("visdcam top — "))
+            .count(),
+        1,
+        "redrawn in place, not scrolled: {later}"
+    );
+    tmux.send(false, "q");
+    let screen = tmux.wait_for("the exit", |t| t.lines().any(|l| l == "EXIT=0"));
+    assert!(
+        !screen.contains("visdcam top — "),
+        "the shell's screen is back: {screen}"
+    );
+
+    // Not a terminal: plain lines, no escape codes; --once prints one view.
+    let (code, out, _) = s.visdcam(&["top", "--once"]);
+    assert_eq!(code, Some(0));
+    assert!(!out.contains('\x1b'), "{out:?}");
+    assert!(line_of(&out, "cam1 ").contains("recording"), "{out}");
+    // A pipe gets one view after another.
+    let mut child = s
+        .command(Path::new(env!("CARGO_BIN_EXE_visdcam")))
+        .arg("top")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut reader = BufReader::new(child.stdout.take().unwrap());
+    let mut titles = 0;
+    let mut line = String::new();
+    while titles < 2 && reader.read_line(&mut line).unwrap() > 0 {
+        assert!(!line.contains('\x1b'), "{line:?}");
+        if line.starts_with("visdcam top — ") {
+            titles += 1;
+        }
+        line.clear();
+    }
+    assert_eq!(titles, 2);
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
