@@ -21,6 +21,10 @@ const UNITS: &[&str] = &[
     "net-shaper.service",
     "visdcam.target",
     "mnt-ramcam.mount",
+    "visdcam-alert.service",
+    "visdcam-alert.timer",
+    "visdcam-metrics.socket",
+    "visdcam-metrics@1.service",
 ];
 
 /// Highest acceptable `systemd-analyze security` exposure per service.
@@ -29,6 +33,8 @@ const MAX_EXPOSURE: &[(&str, f64)] = &[
     ("uploader@cam1.service", 2.0),
     ("daynight.service", 2.0),
     ("net-shaper.service", 2.0),
+    ("visdcam-alert.service", 2.0),
+    ("visdcam-metrics@1.service", 2.0),
 ];
 
 const BINARIES: &[&str] = &["seg-cam", "uploader", "daynight", "net-shaper", "visdcam"];
@@ -61,7 +67,7 @@ fn root_with_units(extra: &[(&str, &str)]) -> tempfile::TempDir {
     for entry in fs::read_dir(units_dir()).unwrap() {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_str().unwrap().to_owned();
-        if [".service", ".timer", ".mount", ".target"]
+        if [".service", ".timer", ".mount", ".target", ".socket"]
             .iter()
             .any(|s| name.ends_with(s))
         {
@@ -168,7 +174,12 @@ fn timer_calendar_expressions_parse_and_mean_ist() {
 
 /// Units whose daemon reads the kernel's clock state (`adjtimex`, `STA_UNSYNC`): the recorder
 /// notes clock offsets while unsynchronised, the uploader waits for the sync.
-const CLOCK_READERS: &[&str] = &["seg@cam1.service", "uploader@cam1.service"];
+const CLOCK_READERS: &[&str] = &[
+    "seg@cam1.service",
+    "uploader@cam1.service",
+    "visdcam-alert.service",
+    "visdcam-metrics@1.service",
+];
 
 /// `systemd-analyze security`'s line for `item` (its first column).
 fn security_line(out: &str, item: &str) -> String {
@@ -260,7 +271,7 @@ fn only_the_uploader_runs_as_the_user_that_may_read_the_credential() {
         assert_eq!(user, [expect], "{name}");
         assert_eq!(group, ["visdcam"], "{name}");
     }
-    assert_eq!(services, 4, "every shipped service checked");
+    assert_eq!(services, 6, "every shipped service checked");
 
     // sysusers: both users, visdcam-rec with visdcam as its primary group.
     let sysusers = fs::read_to_string(units_dir().join("visdcam.sysusers")).unwrap();

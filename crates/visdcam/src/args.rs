@@ -796,6 +796,28 @@ mod tests {
     }
 
     #[test]
+    fn monitoring_commands() {
+        assert_eq!(p("metrics"), Ok(Command::Metrics { http: false }));
+        assert_eq!(p("metrics --http"), Ok(Command::Metrics { http: true }));
+        assert_eq!(p("alert check"), Ok(Command::Alert(AlertAction::Check)));
+        assert_eq!(p("alert test"), Ok(Command::Alert(AlertAction::Test)));
+        assert_eq!(p("top"), Ok(Command::Top { once: false }));
+        assert_eq!(p("top --once"), Ok(Command::Top { once: true }));
+        assert!(p("alert")
+            .unwrap_err()
+            .starts_with("`alert` needs check or test\nUsage: visdcam alert check|test"));
+        assert!(p("alert send")
+            .unwrap_err()
+            .starts_with("invalid argument `send` for `alert`: use check or test"));
+        assert!(p("top --http")
+            .unwrap_err()
+            .starts_with("invalid option '--http' for `top`"));
+        assert!(p("metrics cam1")
+            .unwrap_err()
+            .starts_with("unexpected argument `cam1`"));
+    }
+
+    #[test]
     fn visdcam_pi_habits_parse() {
         for (line, expect) in [
             (
