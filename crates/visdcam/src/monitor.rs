@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use visdcam_core::budget::{RecorderStats, RECORDER_STATS_FILE};
 use visdcam_core::cli::mount_fstype;
-use visdcam_core::monitor::{CameraSnapshot, DiskSnapshot, Snapshot, UnitState};
+use visdcam_core::monitor::{CameraSnapshot, DiskSnapshot, ShaperClass, Snapshot, UnitState};
+use visdcam_core::tcplan::{default_route_v4, default_route_v6, parse_classes};
 use visdcam_core::units::{self, camera_units};
 use visdcam_core::upload::{Stats, STATS_FILE};
 use visdcam_daemon::clock::ClockSource;
@@ -69,6 +70,66 @@ pub fn disk(path: &Path) -> Option<DiskSnapshot> {
     })
 }
 
+/// The uplink: `SHAPER_DEV`, else the default route's device (as net-shaper picks it).
+pub fn uplink_device(shaper_dev: Option<&str>) -> Option<String> {
+    let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+    shaper_dev.map(str::to_string).or_else(|| {
+        default_route_v4(&read("/proc/net/route"))
+            .or_else(|| default_route_v6(&read("/proc/net/ipv6_route")))
+    })
+}
+
+/// How long `tc -s class show` may take.
+const TC_LIMIT: Duration = Duration::from_secs(2);
+
+/// net-shaper's classes and their counters on `dev` (`tc -s class show`, bounded); empty when
+/// tc fails or is slow.
+fn shaper_classes(dev: &str) -> Vec<ShaperClass> {
+    let Ok(mut child) = std::process::Command::new("tc")
+        .args(["-s", "class", "show", "dev", dev])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+    else {
+        return Vec::new();
+    };
+    let end = std::time::Instant::now() + TC_LIMIT;
+    let ok = loop {
+        match child.try_wait() {
+            Ok(Some(st)) => break st.success(),
+            Ok(None) if std::time::Instant::now() < end => {
+                std::thread::sleep(Duration::from_millis(10))
+            }
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break false;
+            }
+        }
+    };
+    let mut text = String::new();
+    if ok {
+        if let Some(mut out) = child.stdout.take() {
+            let _ = std::io::Read::read_to_string(&mut out, &mut text);
+        }
+    }
+    parse_classes(&text)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|c| {
+            let n = c.counters?;
+            Some(ShaperClass {
+                class: c.classid,
+                sent_bytes: n.bytes,
+                sent_packets: n.packets,
+                dropped: n.drops,
+                overlimits: n.overlimits,
+            })
+        })
+        .collect()
+}
+
 /// One snapshot now. `extra_units` are watched too (the alert checker's own).
 pub fn gather(ctx: &Ctx, extra_units: &[&str]) -> Snapshot {
     let sd = Systemd::connect().ok();
@@ -107,14 +168,23 @@ pub fn gather(ctx: &Ctx, extra_units: &[&str]) -> Snapshot {
         }
         cameras.push(c);
     }
-    let other_units = OTHER_UNITS
+    let other_units: Vec<UnitState> = OTHER_UNITS
         .iter()
         .chain(extra_units)
         .filter_map(|u| unit(u))
         .collect();
-    let disk = load_global_from(&ctx.dir)
-        .ok()
-        .and_then(|g| disk(&g.ram_dir));
+    let global = load_global_from(&ctx.dir).ok();
+    let disk = global.as_ref().and_then(|g| disk(&g.ram_dir));
+    // The shaper's counters while it is installed (its unit active).
+    let shaping = other_units
+        .iter()
+        .any(|u: &UnitState| u.unit == units::SHAPER_SERVICE && u.active_state == "active");
+    let shaper_classes = match (shaping, global) {
+        (true, Some(g)) => uplink_device(g.shaper_dev.as_deref())
+            .map(|dev| shaper_classes(&dev))
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    };
     Snapshot {
         now_unix: unix_now(),
         host: nix::unistd::gethostname()
@@ -126,7 +196,7 @@ pub fn gather(ctx: &Ctx, extra_units: &[&str]) -> Snapshot {
         clock_synced: ClockSource::from_env().read().ok().map(|r| r.synced),
         systemd: sd.is_some(),
         other_units,
-        shaper_classes: Vec::new(),
+        shaper_classes,
     }
 }
 

@@ -10,25 +10,21 @@ use std::time::{Duration, Instant};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::termios::{self, LocalFlags, SetArg, Termios};
 use visdcam_core::monitor::Snapshot;
-use visdcam_core::tcplan::{default_route_v4, default_route_v6};
 use visdcam_core::top::{render, OpenAlert, Uplink, View};
 use visdcam_daemon::config::load_global_from;
 
 use crate::alert::{load_state, state_dir, ALERT_UNITS, STATE_FILE};
 use crate::fail;
-use crate::monitor::gather;
+use crate::monitor::{gather, uplink_device};
 use crate::Ctx;
 
 pub const REFRESH: Duration = Duration::from_secs(2);
 
-/// The uplink: `SHAPER_DEV`, else the default route's device; its transmit counter.
+/// The uplink and its transmit counter.
 fn uplink(dev: Option<&str>) -> Option<Uplink> {
-    let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
-    let device = dev.map(str::to_string).or_else(|| {
-        default_route_v4(&read("/proc/net/route"))
-            .or_else(|| default_route_v6(&read("/proc/net/ipv6_route")))
-    })?;
-    let tx = read(&format!("/sys/class/net/{device}/statistics/tx_bytes"));
+    let device = uplink_device(dev)?;
+    let tx = std::fs::read_to_string(format!("/sys/class/net/{device}/statistics/tx_bytes"))
+        .unwrap_or_default();
     Some(Uplink {
         device,
         tx_bytes: tx.trim().parse().ok()?,
