@@ -29,6 +29,7 @@ const CONTAINER_TESTS: &[(&str, &str)] = &[
     ("visdcam", "cli_systemd"),
     ("visdcam", "doctor"),
     ("daynight", "e2e_systemd"),
+    ("visdcam", "monitoring_systemd"),
 ];
 
 /// One step of the run as the summary shows it.
