@@ -83,12 +83,11 @@ impl Kind {
 pub struct Thresholds {
     pub camera_down_s: i64,
     pub upload_failing_s: i64,
+    /// How long the clock may stay unsynchronised (a Pi without a real-time clock boots at an
+    /// old time and waits for NTP) before it is an alert.
+    pub clock_unsynced_s: i64,
     pub ram_disk_percent: u64,
 }
-
-/// How long the clock may stay unsynchronised (a Pi without a real-time clock boots at an old
-/// time and waits for NTP) before it is an alert.
-pub const CLOCK_GRACE_S: i64 = 600;
 /// Drops stop being a problem this long after the last one.
 pub const DROPS_QUIET_S: i64 = 900;
 /// Alerts of the same kind due within this long (one timer period) are raised together with
@@ -104,7 +103,7 @@ impl Thresholds {
         match kind {
             Kind::CameraDown => self.camera_down_s,
             Kind::UploadFailing => self.upload_failing_s,
-            Kind::ClockUnsynced => CLOCK_GRACE_S,
+            Kind::ClockUnsynced => self.clock_unsynced_s,
             Kind::RamBudgetDrops | Kind::UnitFailed | Kind::RamDiskFull => 0,
         }
     }

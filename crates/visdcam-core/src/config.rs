@@ -374,6 +374,17 @@ pub const KEYS: &[KeySpec] = &[
          store unreachable) for this long raises an alert.",
     ),
     key(
+        "ALERT_CLOCK_UNSYNCED",
+        Scope::Global,
+        Kind::Duration {
+            min: 1,
+            max: 86_400,
+        },
+        Some("10m"),
+        "`visdcam alert`: the clock not synchronised for this long raises an alert (a Pi without \
+         a real-time clock boots unsynchronised and waits for NTP).",
+    ),
+    key(
         "ALERT_RAM_DISK_PERCENT",
         Scope::Global,
         Kind::Int { min: 1, max: 100 },
@@ -694,6 +705,7 @@ pub struct Settings {
     pub alert_email: Option<String>,
     pub alert_camera_down_s: u64,
     pub alert_upload_failing_s: u64,
+    pub alert_clock_unsynced_s: u64,
     pub alert_ram_disk_percent: u64,
     /// Where each key that was set explicitly came from.
     pub origins: BTreeMap<String, Origin>,
@@ -1147,6 +1159,7 @@ pub fn load(
         alert_email: r.with("ALERT_EMAIL", parse_email)?.flatten(),
         alert_camera_down_s: r.duration("ALERT_CAMERA_DOWN")?,
         alert_upload_failing_s: r.duration("ALERT_UPLOAD_FAILING")?,
+        alert_clock_unsynced_s: r.duration("ALERT_CLOCK_UNSYNCED")?,
         alert_ram_disk_percent: r.int("ALERT_RAM_DISK_PERCENT")?,
         origins: raw
             .iter()

@@ -233,6 +233,7 @@ pub fn run(ctx: &Ctx, action: AlertAction) -> fail::Result<()> {
             let t = Thresholds {
                 camera_down_s: g.alert_camera_down_s as i64,
                 upload_failing_s: g.alert_upload_failing_s as i64,
+                clock_unsynced_s: g.alert_clock_unsynced_s as i64,
                 ram_disk_percent: g.alert_ram_disk_percent,
             };
             let conds = observe(&snap, &mut state, &t);

@@ -359,7 +359,8 @@ each connection)",
         summary: "check for problems and send alerts (ALERT_URL, ALERT_EMAIL), or send a test",
         details: "check: looks at every camera, the units and the Pi once; raises an alert when \
 a camera is down longer than ALERT_CAMERA_DOWN, uploads fail longer than ALERT_UPLOAD_FAILING, \
-segments are dropped over the RAM budget, the clock is not synchronised, a unit failed or the \
+segments are dropped over the RAM budget, the clock is not synchronised for ALERT_CLOCK_UNSYNCED, \
+a unit failed or the \
 RAM disk is fuller than ALERT_RAM_DISK_PERCENT, and a \"resolved\" when it clears: once each, \
 the alerts of one check in one message. Its state is in /run/visdcam-alert \
 (VISDCAM_ALERT_STATE_DIR); visdcam-alert.timer runs it every minute. Delivery: a JSON POST to \

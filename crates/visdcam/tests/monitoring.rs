@@ -735,3 +735,132 @@ fn top_refreshes_in_a_terminal_quits_on_q_and_prints_plain_lines_in_a_pipe() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+/// `kind:subject` of every alert in the accepted bodies with `event`.
+fn alerts_of(hook: &Hook, event: &str) -> Vec<String> {
+    hook.bodies()
+        .iter()
+        .filter(|b| b["event"] == event)
+        .flat_map(|b| {
+            b["alerts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| {
+                    format!(
+                        "{}:{}",
+                        a["kind"].as_str().unwrap(),
+                        a["subject"].as_str().unwrap()
+                    )
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[test]
+fn ram_budget_drops_and_an_unsynchronised_clock_are_raised_on_real_parts() {
+    let rig = S3Rig::start();
+    let hook = Hook::start(0);
+    let cam = CameraDouble::start(Options {
+        width: 320,
+        height: 240,
+        fps: 10.0,
+        ..Default::default()
+    })
+    .unwrap();
+    // No uploader, and more free space asked for than the disk has: the recorder drops every
+    // segment it closes.
+    let s = Setup::new(
+        &rig,
+        &[("cam1", &cam, "")],
+        &format!(
+            "SEG_SECONDS=2\nRAM_MIN_FREE_MB=1048576\nALERT_URL={}\nALERT_CLOCK_UNSYNCED=3s\n\
+             ALERT_RAM_DISK_PERCENT=100\n",
+            hook.url()
+        ),
+    );
+    let _rec = s.spawn("seg-cam");
+    wait_until(Instant::now() + Duration::from_secs(60), || {
+        recorder_says_recording(&s, "cam1")
+    })
+    .expect("recording");
+    // The checker sees the clock through the daemons' test hook: not synchronised.
+    let clock = s.tmp.path().join("clock");
+    fs::write(&clock, "synced=no\n").unwrap();
+    let check = || {
+        let out = s
+            .command(Path::new(env!("CARGO_BIN_EXE_visdcam")))
+            .args(["alert", "check"])
+            .env("VISDCAM_TEST_CLOCK", &clock)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        eprint!("{}", String::from_utf8_lossy(&out.stdout));
+    };
+    let host = fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap()
+        .trim()
+        .to_string();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while alerts_of(&hook, "raised").len() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "raised so far: {:?}",
+            hook.summary()
+        );
+        check();
+        std::thread::sleep(Duration::from_millis(700));
+    }
+    let mut raised = alerts_of(&hook, "raised");
+    raised.sort();
+    assert_eq!(
+        raised,
+        [
+            "clock_unsynced:".to_string() + &host,
+            "ram_budget_drops:cam1".into()
+        ]
+    );
+    // Synchronised again: resolved once; the drops go on, and are not raised again.
+    fs::write(&clock, "synced=yes\n").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while alerts_of(&hook, "resolved").is_empty() {
+        assert!(Instant::now() < deadline, "{:?}", hook.summary());
+        check();
+        std::thread::sleep(Duration::from_millis(700));
+    }
+    let dropped_before = fs::read_to_string(s.ram().join("cam1/.seg-cam-stats")).unwrap();
+    for _ in 0..4 {
+        check();
+        std::thread::sleep(Duration::from_millis(700));
+    }
+    assert_eq!(
+        alerts_of(&hook, "resolved"),
+        ["clock_unsynced:".to_string() + &host]
+    );
+    assert_eq!(alerts_of(&hook, "raised").len(), 2, "{:?}", hook.summary());
+    // The metrics count the same drops as the recorder's file.
+    let (code, metrics, _) = s.visdcam(&["metrics"]);
+    assert_eq!(code, Some(0));
+    let stats = fs::read_to_string(s.ram().join("cam1/.seg-cam-stats")).unwrap();
+    let dropped: u64 = stats
+        .lines()
+        .find_map(|l| l.strip_prefix("dropped="))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(dropped >= 2, "{dropped_before}");
+    let line = metrics
+        .lines()
+        .find(|l| l.starts_with("visdcam_segments_dropped_total{camera=\"cam1\",by=\"recorder\""))
+        .unwrap();
+    let in_metrics: u64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(
+        in_metrics <= dropped && in_metrics + 2 >= dropped,
+        "{line} vs dropped={dropped}"
+    );
+}

@@ -3,7 +3,8 @@
 //! figures of a real `seg@cam1` and `uploader@cam1` (recording a camera double, uploading to the
 //! S3 rig, both on the host) and the units' states over D-Bus, inside their sandbox; the shipped
 //! `visdcam-alert.service`, started again and again, raises a camera outage to a webhook on the
-//! host once and resolves it once, keeping its state in `/run/visdcam-alert`.
+//! host once and resolves it once, then a failed unit (an uploader refusing an invalid
+//! configuration) the same way, keeping its state in `/run/visdcam-alert`.
 //!
 //! `#[ignore]`d: needs root, systemd-nspawn and debootstrap. `cargo xtask ci` runs it with
 //! `--ignored`; by hand: `cargo test -p visdcam --test monitoring_systemd -- --ignored`.
@@ -273,6 +274,39 @@ fn metrics_socket_and_alert_service_under_real_systemd() {
         [
             format!("raised visdcam on {host}: camera cam1 down"),
             format!("resolved visdcam on {host}: resolved: camera cam1 down"),
+        ]
+    );
+    // A unit fails: cam2's configuration is invalid, so its uploader exits 78 and systemd
+    // marks it failed (RestartPreventExitStatus=78). Raised once, resolved once after
+    // reset-failed.
+    c.write_file(
+        "/etc/visdcam/cameras/cam2.conf",
+        format!("CAMERA_URL={}\nSEG_SECONDS=1\n", cam.stream_url()).as_bytes(),
+    )
+    .unwrap();
+    assert!(c
+        .exec_ok(&["systemctl", "start", "uploader@cam2.service"])
+        .is_err());
+    let text = scrape(metrics_port).unwrap();
+    assert_eq!(
+        sample(&text, "visdcam_unit_failed{unit=\"uploader@cam2.service\"}"),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "visdcam_camera_config_valid{camera=\"cam2\"}"),
+        Some(0.0)
+    );
+    check();
+    c.exec_ok(&["systemctl", "reset-failed", "uploader@cam2.service"])
+        .unwrap();
+    check();
+    check();
+    assert_eq!(
+        summary()[2..],
+        [
+            format!("raised visdcam on {host}: uploader@cam2.service failed"),
+            format!("resolved visdcam on {host}: resolved: uploader@cam2.service failed"),
         ]
     );
     let state = c.exec_ok(&["cat", "/run/visdcam-alert/state"]).unwrap();

@@ -8,6 +8,7 @@ use crate::upload::Stats;
 const T: Thresholds = Thresholds {
     camera_down_s: 600,
     upload_failing_s: 900,
+    clock_unsynced_s: 600,
     ram_disk_percent: 90,
 };
 const T0: i64 = 1_764_750_000;
@@ -231,11 +232,11 @@ fn host_problems_clock_units_and_ram_disk() {
         ["visdcam on pi: uploader@cam1.service failed; RAM disk /mnt/ramcam nearly full"]
     );
     assert_eq!(
-        check(&mut st, &s(T0 + CLOCK_GRACE_S, true)),
+        check(&mut st, &s(T0 + T.clock_unsynced_s, true)),
         ["visdcam on pi: clock not synchronised"]
     );
     assert_eq!(
-        check(&mut st, &s(T0 + CLOCK_GRACE_S + 60, false)),
+        check(&mut st, &s(T0 + T.clock_unsynced_s + 60, false)),
         ["visdcam on pi: resolved: clock not synchronised; uploader@cam1.service failed; RAM disk /mnt/ramcam nearly full"]
     );
 }

@@ -320,6 +320,7 @@ fn alert_keys_defaults_values_and_errors() {
         ),
         (None, None, 600, 900, 90)
     );
+    assert_eq!(s.alert_clock_unsynced_s, 600);
     let s = load_pair(
         "ALERT_URL=https://ntfy.sh/pi-cams?tpl=1&t={{.title}}&m={{.message}}\n\
          ALERT_EMAIL=me@example.org\nALERT_CAMERA_DOWN=1h30m\nALERT_UPLOAD_FAILING=45s\n\
