@@ -42,6 +42,10 @@ pub const PACKAGES: &[(&str, &str)] = &[
         "prometheus",
         "tests: a real Prometheus scrapes `visdcam metrics`",
     ),
+    (
+        "msmtp-mta",
+        "tests: the sendmail `visdcam alert` mails through (to Python's smtpd on 127.0.0.1)",
+    ),
     ("iproute2", "tests: ip netns, tc for net-shaper"),
     (
         "systemd-container",

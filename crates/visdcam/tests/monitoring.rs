@@ -864,3 +864,77 @@ fn ram_budget_drops_and_an_unsynchronised_clock_are_raised_on_real_parts() {
         "{line} vs dropped={dropped}"
     );
 }
+
+/// An SMTP server on 127.0.0.1 (Python's `smtpd`) that writes each message it accepts to
+/// `dir/N.eml`; its port.
+fn smtp_server(dir: &Path) -> (ChildGuard, u16) {
+    let port = free_port();
+    let script = format!(
+        "import smtpd, asyncore, itertools, warnings\n\
+         warnings.simplefilter('ignore')\n\
+         n = itertools.count()\n\
+         class S(smtpd.SMTPServer):\n\
+         \x20   def process_message(self, peer, mailfrom, rcpttos, data, **kw):\n\
+         \x20       open('{}/%d.eml' % next(n), 'wb').write(b'RCPT: ' + ','.join(rcpttos).encode() + b'\\n' + data)\n\
+         S(('127.0.0.1', {port}), None, decode_data=False)\n\
+         asyncore.loop()\n",
+        dir.display()
+    );
+    let mut c = Command::new("python3");
+    c.arg("-c").arg(script).stdout(Stdio::null());
+    let child = ChildGuard::spawn("smtpd", c).unwrap();
+    test_rigs::process::wait_for_tcp(
+        format!("127.0.0.1:{port}").parse().unwrap(),
+        Instant::now() + Duration::from_secs(20),
+    )
+    .expect("the SMTP server listens");
+    (child, port)
+}
+
+#[test]
+fn alerts_are_mailed_through_sendmail() {
+    assert!(
+        Path::new("/usr/sbin/sendmail").exists(),
+        "a sendmail (apt-get install msmtp-mta; cargo xtask deps)"
+    );
+    let rig = S3Rig::start();
+    let mails = tempfile::tempdir().unwrap();
+    let (_smtp, port) = smtp_server(mails.path());
+    // Every use of the file system is "nearly full" at 1 %: a real alert at the first check.
+    let s = Setup::new(
+        &rig,
+        &[],
+        "ALERT_EMAIL=owner@example.org\nALERT_RAM_DISK_PERCENT=1\n",
+    );
+    // msmtp (the sendmail) reads ~/.msmtprc; the tests' HOME is the scratch directory.
+    let rc = s.tmp.path().join(".msmtprc");
+    fs::write(
+        &rc,
+        format!("account default\nhost 127.0.0.1\nport {port}\nfrom visdcam@example.org\nauth off\ntls off\n"),
+    )
+    .unwrap();
+    fs::set_permissions(&rc, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let mail = |n: usize| {
+        let p = mails.path().join(format!("{n}.eml"));
+        wait_until(Instant::now() + Duration::from_secs(20), || p.exists())
+            .unwrap_or_else(|_| panic!("no mail {n}"));
+        fs::read_to_string(p).unwrap()
+    };
+    let (code, out, err) = s.visdcam(&["alert", "test"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert_eq!(out.trim(), "✔ email: sent");
+    let test = mail(0);
+    assert!(test.starts_with("RCPT: owner@example.org\n"), "{test}");
+    assert!(test.contains("Subject: visdcam on "), "{test}");
+    assert!(test.contains(": test alert"), "{test}");
+    let (code, out, _) = s.visdcam(&["alert", "check"]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("sent by email: "), "{out}");
+    let raised = mail(1);
+    assert!(raised.contains("nearly full"), "{raised}");
+    assert!(raised.contains("% used"), "{raised}");
+    // Once: later checks send nothing more.
+    s.visdcam(&["alert", "check"]);
+    s.visdcam(&["alert", "check"]);
+    assert_eq!(fs::read_dir(mails.path()).unwrap().count(), 2);
+}
