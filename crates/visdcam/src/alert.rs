@@ -229,7 +229,7 @@ pub fn run(ctx: &Ctx, action: AlertAction) -> fail::Result<()> {
         AlertAction::Check => {
             let _lock = lock(&dir)?;
             let mut state = load_state(&dir);
-            let snap = gather(ctx, ALERT_UNITS);
+            let snap = gather(ctx, ALERT_UNITS, false);
             let t = Thresholds {
                 camera_down_s: g.alert_camera_down_s as i64,
                 upload_failing_s: g.alert_upload_failing_s as i64,

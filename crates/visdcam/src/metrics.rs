@@ -49,13 +49,13 @@ pub fn run(ctx: &Ctx, http: bool) -> fail::Result<()> {
             Ok((head_only, _)) => http_answer(
                 200,
                 METRICS_CONTENT_TYPE,
-                &render_metrics(&gather(ctx, &[])),
+                &render_metrics(&gather(ctx, &[], true)),
                 head_only,
             ),
             Err(answer) => answer,
         }
     } else {
-        render_metrics(&gather(ctx, &[]))
+        render_metrics(&gather(ctx, &[], true))
     };
     let mut out = std::io::stdout().lock();
     out.write_all(answer.as_bytes())

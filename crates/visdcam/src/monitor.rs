@@ -130,8 +130,9 @@ fn shaper_classes(dev: &str) -> Vec<ShaperClass> {
         .collect()
 }
 
-/// One snapshot now. `extra_units` are watched too (the alert checker's own).
-pub fn gather(ctx: &Ctx, extra_units: &[&str]) -> Snapshot {
+/// One snapshot now. `extra_units` are watched too (the alert checker's own); `shaper`: read
+/// net-shaper's class counters (only the metrics show them).
+pub fn gather(ctx: &Ctx, extra_units: &[&str], shaper: bool) -> Snapshot {
     let sd = Systemd::connect().ok();
     let unit = |name: &str| -> Option<UnitState> {
         sd.as_ref()
@@ -176,9 +177,10 @@ pub fn gather(ctx: &Ctx, extra_units: &[&str]) -> Snapshot {
     let global = load_global_from(&ctx.dir).ok();
     let disk = global.as_ref().and_then(|g| disk(&g.ram_dir));
     // The shaper's counters while it is installed (its unit active).
-    let shaping = other_units
-        .iter()
-        .any(|u: &UnitState| u.unit == units::SHAPER_SERVICE && u.active_state == "active");
+    let shaping = shaper
+        && other_units
+            .iter()
+            .any(|u: &UnitState| u.unit == units::SHAPER_SERVICE && u.active_state == "active");
     let shaper_classes = match (shaping, global) {
         (true, Some(g)) => uplink_device(g.shaper_dev.as_deref())
             .map(|dev| shaper_classes(&dev))

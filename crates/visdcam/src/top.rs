@@ -138,7 +138,7 @@ pub fn run(ctx: &Ctx, once: bool) -> fail::Result<()> {
     let mut prev: Option<(Snapshot, Instant, Option<Uplink>)> = None;
     let mut out = std::io::stdout();
     loop {
-        let snap = gather(ctx, ALERT_UNITS);
+        let snap = gather(ctx, ALERT_UNITS, false);
         let at = Instant::now();
         let up = uplink(g.shaper_dev.as_deref());
         let open = alerts();
