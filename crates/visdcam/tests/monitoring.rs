@@ -346,6 +346,10 @@ fn prometheus_scrapes_what_the_recorder_and_uploader_did() {
         .value("visdcam_camera_faults_total{camera=\"cam1\"}")
         .unwrap();
     assert!(faults >= 1.0, "faults {faults}");
+    eprintln!(
+        "scraped: uploaded = closed = latency count = {n}, bytes {bytes}, frames received \
+         {received} of {served} served, reconnects 1, faults {faults}"
+    );
     uploader.stop(Duration::from_secs(15));
 }
 
