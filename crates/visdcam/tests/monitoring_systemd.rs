@@ -232,6 +232,30 @@ fn metrics_socket_and_alert_service_under_real_systemd() {
         }
     }
 
+    // `visdcam status` keeps its text line short: the monitoring keys are in the JSON only.
+    let status = c.exec_ok(&["visdcam", "status", "cam1"]).unwrap();
+    let ram = status
+        .lines()
+        .find(|l| l.trim_start().starts_with("RAM: "))
+        .unwrap_or_else(|| panic!("{status}"));
+    assert!(
+        ram.contains("; recorder: dropped 0, dropped_bytes 0"),
+        "{ram}"
+    );
+    assert!(
+        !ram.contains("latency") && !ram.contains("retries"),
+        "{ram}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&c.exec_ok(&["visdcam", "status", "--json", "cam1"]).unwrap())
+            .unwrap();
+    let up = &json["cameras"][0]["uploader_stats"];
+    assert!(
+        up["latency_buckets"].is_string() && up["retries_refused"] == "0",
+        "{up}"
+    );
+    assert_eq!(json["cameras"][0]["recorder_stats"]["recording"], "1");
+
     // Alerts: the real unit, started as the timer would, again and again.
     let check = || {
         c.exec_ok(&["systemctl", "start", "visdcam-alert.service"])
