@@ -95,6 +95,8 @@ pub const DROPS_QUIET_S: i64 = 900;
 pub const COALESCE_S: i64 = 60;
 /// An undelivered message is retried at each check for this long, then given up (logged).
 pub const OUTBOX_MAX_AGE_S: i64 = 86_400;
+/// The journal line's prefix ([`State::open_line`]).
+pub const OPEN_LINE: &str = "open alerts v1: ";
 /// At most this many undelivered messages are kept (the oldest go first).
 pub const OUTBOX_MAX: usize = 50;
 
@@ -595,6 +597,40 @@ impl State {
             }
         }
         s
+    }
+
+    /// The journal line that carries the raised alerts across a reboot (`/run` is emptied):
+    /// the checker prints it whenever the set changes, and a checker without a state file
+    /// starts from the newest one ([`State::from_open_line`]).
+    pub fn open_line(&self) -> String {
+        let raised = State {
+            alerts: self
+                .alerts
+                .iter()
+                .filter(|(_, o)| o.raised)
+                .map(|(k, o)| (k.clone(), o.clone()))
+                .collect(),
+            ..State::default()
+        };
+        let text = raised.render();
+        let body = text
+            .lines()
+            .filter(|l| l.starts_with("alert\t"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        format!("{OPEN_LINE}{}", esc(&body))
+    }
+
+    /// The state a fresh checker starts from: the raised alerts of the newest [`open_line`]
+    /// among `journal` lines (newest first); empty without one.
+    ///
+    /// [`open_line`]: State::open_line
+    pub fn from_open_line(journal: &str) -> State {
+        journal
+            .lines()
+            .find_map(|l| l.strip_prefix(OPEN_LINE))
+            .map(|rest| State::parse(&unesc(rest)))
+            .unwrap_or_default()
     }
 
     /// Raised alerts, for `visdcam top`.

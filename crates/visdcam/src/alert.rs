@@ -33,6 +33,8 @@ pub const ALERT_UNITS: &[&str] = &["visdcam-alert.service"];
 const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
 /// One sendmail run.
 const SENDMAIL_TIMEOUT: Duration = Duration::from_secs(30);
+/// Reading the journal for the alerts open before a reboot.
+const JOURNAL_TIMEOUT: Duration = Duration::from_secs(10);
 /// Deliveries stop for this check once this much time went on them (the rest wait).
 const DELIVERY_BUDGET: Duration = Duration::from_secs(40);
 
@@ -170,6 +172,46 @@ fn flush(g: &Settings, state: &mut State, now: i64) {
     state.outbox = keep;
 }
 
+/// The alert unit's newest journal lines, newest first (empty when there is no journal or it
+/// cannot be read: a volatile journal, `visdcam ramlogs on`, forgets across a reboot).
+fn journal_tail() -> String {
+    let Ok(mut child) = Command::new("journalctl")
+        .args([
+            "-u",
+            ALERT_UNITS[0],
+            "-o",
+            "cat",
+            "-r",
+            "-n",
+            "500",
+            "-q",
+            "--no-pager",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+    else {
+        return String::new();
+    };
+    let mut out = child.stdout.take().expect("piped");
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut out, &mut text);
+        text
+    });
+    let end = Instant::now() + JOURNAL_TIMEOUT;
+    while Instant::now() < end {
+        if let Ok(Some(_)) = child.try_wait() {
+            return reader.join().unwrap_or_default();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    String::new()
+}
+
 fn save(dir: &Path, state: &State) -> fail::Result<()> {
     write_atomic(&dir.join(STATE_FILE), state.render().as_bytes()).map_err(|e| {
         Failure::failed(format!(
@@ -228,7 +270,15 @@ pub fn run(ctx: &Ctx, action: AlertAction) -> fail::Result<()> {
         }
         AlertAction::Check => {
             let _lock = lock(&dir)?;
-            let mut state = load_state(&dir);
+            // No state file: a fresh /run (a reboot). The alerts raised before it come back
+            // from the journal line the unit printed last, so they are neither repeated nor
+            // left without their "resolved".
+            let mut state = if dir.join(STATE_FILE).exists() {
+                load_state(&dir)
+            } else {
+                State::from_open_line(&journal_tail())
+            };
+            let open_before = state.open_line();
             let snap = gather(ctx, ALERT_UNITS, false);
             let t = Thresholds {
                 camera_down_s: g.alert_camera_down_s as i64,
@@ -245,6 +295,10 @@ pub fn run(ctx: &Ctx, action: AlertAction) -> fail::Result<()> {
             }
             // Queued before any attempt: an interrupted delivery is retried, never lost.
             save(&dir, &state)?;
+            let open_now = state.open_line();
+            if open_now != open_before {
+                println!("{open_now}");
+            }
             if !state.outbox.is_empty() {
                 flush(&g, &mut state, snap.now_unix);
                 save(&dir, &state)?;

@@ -300,3 +300,43 @@ fn the_outbox_round_trips_and_stays_bounded() {
     let text = format!("{}alert\tnope\tx\t1\t1\td\ngarbage\n", back.render());
     assert_eq!(State::parse(&text), back);
 }
+
+#[test]
+fn raised_alerts_cross_a_reboot_through_the_journal_line() {
+    let mut st = State::default();
+    check(
+        &mut st,
+        &snap(
+            T0 + 700,
+            vec![down("cam1", T0, T0 + 700), down("cam2", T0 + 650, T0 + 700)],
+        ),
+    );
+    let line = st.open_line();
+    assert!(
+        line.starts_with(OPEN_LINE) && !line.contains('\n'),
+        "{line}"
+    );
+    // After the reboot: no state file, the journal's newest line first.
+    let journal = format!("{line}\nsent by webhook: x\n{OPEN_LINE}\n");
+    let mut fresh = State::from_open_line(&journal);
+    assert_eq!(fresh.alerts.len(), 1, "cam1 raised, cam2 was only pending");
+    // Still down after boot: no repeat. Back: one resolve.
+    assert!(check(
+        &mut fresh,
+        &snap(T0 + 900, vec![down("cam1", T0 + 850, T0 + 900)])
+    )
+    .is_empty());
+    assert_eq!(
+        check(
+            &mut fresh,
+            &snap(T0 + 960, vec![recording("cam1", T0 + 960)])
+        ),
+        ["visdcam on pi: resolved: camera cam1 down"]
+    );
+    // An empty line (nothing open) and no line at all both start empty.
+    assert_eq!(
+        State::from_open_line(&format!("{OPEN_LINE}\n{line}")),
+        State::default()
+    );
+    assert_eq!(State::from_open_line("raised: x\n"), State::default());
+}
