@@ -93,6 +93,9 @@ pub const DROPS_QUIET_S: i64 = 900;
 /// Alerts of the same kind due within this long (one timer period) are raised together with
 /// one that is due now, so cameras failing together make one message.
 pub const COALESCE_S: i64 = 60;
+/// A raised alert is resolved once its condition has been gone this long, or its threshold if
+/// shorter.
+pub const RESOLVE_AFTER_MAX_S: i64 = 60;
 /// An undelivered message is retried at each check for this long, then given up (logged).
 pub const OUTBOX_MAX_AGE_S: i64 = 86_400;
 /// The journal line's prefix ([`State::open_line`]).
@@ -128,6 +131,8 @@ pub struct Open {
     pub since: i64,
     pub raised: bool,
     pub detail: String,
+    /// A raised alert whose condition is gone: since when (resolved once it stays gone).
+    pub clear_since: Option<i64>,
 }
 
 /// A message waiting for delivery on one channel (`webhook`, `email`).
@@ -261,8 +266,11 @@ pub struct Changes {
 
 /// Advances the state machine by one check at `now`: a condition is pending from when it
 /// started (or was first seen) and raised once past its threshold, together with pending ones
-/// of its kind due within [`COALESCE_S`]; a raised alert whose condition is gone is resolved
-/// once; a pending one that clears is forgotten silently.
+/// of its kind due within [`COALESCE_S`]; a raised alert whose condition has been gone for its
+/// threshold (at most [`RESOLVE_AFTER_MAX_S`]) is resolved once, together with the other
+/// raised alerts of its kind whose conditions are gone; a pending one that clears is forgotten
+/// silently. The wait before a resolve keeps a flapping camera from raising and resolving
+/// over and over, and lets cameras that come back together resolve in one message.
 pub fn step(state: &mut State, conditions: Vec<Condition>, now: i64, t: &Thresholds) -> Changes {
     let mut changes = Changes::default();
     let mut seen = std::collections::BTreeSet::new();
@@ -273,7 +281,9 @@ pub fn step(state: &mut State, conditions: Vec<Condition>, now: i64, t: &Thresho
             since: c.since.unwrap_or(now),
             raised: false,
             detail: String::new(),
+            clear_since: None,
         });
+        open.clear_since = None;
         if let Some(since) = c.since {
             if !open.raised {
                 open.since = since;
@@ -288,15 +298,36 @@ pub fn step(state: &mut State, conditions: Vec<Condition>, now: i64, t: &Thresho
         .cloned()
         .collect();
     for key in gone {
-        let open = state.alerts.remove(&key).expect("listed above");
+        let open = state.alerts.get_mut(&key).expect("listed above");
         if open.raised {
-            changes.resolved.push(Alert {
-                kind: key.0,
-                subject: key.1,
-                since: open.since,
-                detail: open.detail,
-            });
+            open.clear_since.get_or_insert(now);
+        } else {
+            state.alerts.remove(&key);
         }
+    }
+    let resolve_kinds: Vec<Kind> = state
+        .alerts
+        .iter()
+        .filter(|(k, o)| {
+            o.clear_since
+                .is_some_and(|c| now - c >= t.of(k.0).min(RESOLVE_AFTER_MAX_S))
+        })
+        .map(|(k, _)| k.0)
+        .collect();
+    let resolving: Vec<(Kind, String)> = state
+        .alerts
+        .iter()
+        .filter(|(k, o)| o.clear_since.is_some() && resolve_kinds.contains(&k.0))
+        .map(|(k, _)| k.clone())
+        .collect();
+    for key in resolving {
+        let open = state.alerts.remove(&key).expect("listed above");
+        changes.resolved.push(Alert {
+            kind: key.0,
+            subject: key.1,
+            since: open.since,
+            detail: open.detail,
+        });
     }
     let due_kinds: Vec<Kind> = state
         .alerts
@@ -535,12 +566,13 @@ impl State {
         for ((kind, subject), o) in &self.alerts {
             let _ = writeln!(
                 out,
-                "alert\t{}\t{}\t{}\t{}\t{}",
+                "alert\t{}\t{}\t{}\t{}\t{}\t{}",
                 kind.id(),
                 esc(subject),
                 o.since,
                 u8::from(o.raised),
-                esc(&o.detail)
+                esc(&o.detail),
+                o.clear_since.unwrap_or(0)
             );
         }
         for (cam, (n, last)) in &self.drops {
@@ -566,14 +598,19 @@ impl State {
         for line in text.lines() {
             let f: Vec<&str> = line.split('\t').collect();
             match f.as_slice() {
-                ["alert", kind, subject, since, raised, detail] => {
+                ["alert", kind, subject, since, raised, detail, rest @ ..] if rest.len() <= 1 => {
                     if let (Some(kind), Ok(since)) = (Kind::from_id(kind), since.parse()) {
+                        let clear_since = rest
+                            .first()
+                            .and_then(|c| c.parse().ok())
+                            .filter(|c: &i64| *c > 0);
                         s.alerts.insert(
                             (kind, unesc(subject)),
                             Open {
                                 since,
                                 raised: *raised == "1",
                                 detail: unesc(detail),
+                                clear_since,
                             },
                         );
                     }

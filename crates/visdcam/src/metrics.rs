@@ -3,7 +3,7 @@
 //! connection `visdcam-metrics.socket` accepts (`Accept=yes`): nothing runs between scrapes
 //! (docs/design/monitoring.md).
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::fd::AsFd;
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -19,7 +19,8 @@ const MAX_HEAD: usize = 8192;
 /// Reads a request head from stdin: up to the blank line, [`MAX_HEAD`] bytes or
 /// [`REQUEST_TIMEOUT`], whichever comes first.
 fn read_head() -> String {
-    let mut stdin = std::io::stdin().lock();
+    // Unbuffered reads of fd 0: a buffered reader could hold bytes that poll() no longer sees.
+    let stdin = std::io::stdin();
     let deadline = std::time::Instant::now() + REQUEST_TIMEOUT;
     let mut head = Vec::new();
     let mut buf = [0u8; 1024];
@@ -34,7 +35,7 @@ fn read_head() -> String {
             Ok(n) if n > 0 => {}
             _ => break,
         }
-        match stdin.read(&mut buf) {
+        match nix::unistd::read(stdin.as_fd(), &mut buf) {
             Ok(0) | Err(_) => break,
             Ok(n) => head.extend_from_slice(&buf[..n]),
         }

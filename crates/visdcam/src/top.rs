@@ -3,7 +3,7 @@
 //! the terminal's mode and screen are restored on the way out); otherwise it prints each view
 //! as plain lines.
 
-use std::io::{IsTerminal, Read, Write};
+use std::io::{IsTerminal, Write};
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
@@ -111,7 +111,8 @@ fn quit_key_within(d: Duration) -> bool {
         match poll(&mut fds, PollTimeout::from(ms)) {
             Ok(n) if n > 0 => {
                 let mut b = [0u8; 16];
-                match stdin.lock().read(&mut b) {
+                // Unbuffered: a buffered reader could keep keys poll() no longer sees.
+                match nix::unistd::read(stdin.as_fd(), &mut b) {
                     Ok(0) | Err(_) => return true,
                     Ok(n) => {
                         if b[..n].iter().any(|c| matches!(c, b'q' | b'Q' | 3 | 4)) {

@@ -107,11 +107,18 @@ fn the_state_file_carries_an_open_alert_across_checker_restarts() {
         &snap(T0 + 760, vec![down("cam1", T0, T0 + 760)])
     )
     .is_empty());
+    // Frames again: resolved once they have flowed for a minute, across another restart.
     let mut third = State::parse(&again.render());
+    assert!(check(
+        &mut third,
+        &snap(T0 + 820, vec![recording("cam1", T0 + 820)])
+    )
+    .is_empty());
+    let mut third = State::parse(&third.render());
     assert_eq!(
         check(
             &mut third,
-            &snap(T0 + 820, vec![recording("cam1", T0 + 820)])
+            &snap(T0 + 880, vec![recording("cam1", T0 + 880)])
         ),
         ["visdcam on pi: resolved: camera cam1 down"]
     );
@@ -139,7 +146,16 @@ fn many_cameras_failing_together_make_one_message_each_way() {
         sent.extend(check(&mut st, &snap(now, cams(now, false))));
     }
     assert_eq!(sent, ["visdcam on pi: cameras cam1, cam2, cam3, cam4 down"]);
+    // They come back within seconds of each other: the first check sees only two of them.
     let now = T0 + 16 * 60;
+    let mut back = cams(now, true);
+    back[2] = down("cam3", T0 + 30, now);
+    back[3] = down("cam4", T0 + 40, now);
+    assert!(
+        check(&mut st, &snap(now, back)).is_empty(),
+        "not yet a minute"
+    );
+    let now = now + 60;
     let conds = observe(&snap(now, cams(now, true)), &mut st, &T);
     let ch = step(&mut st, conds, now, &T);
     let msgs = messages(&ch, "pi", now, chrono_tz::UTC);
@@ -168,8 +184,12 @@ fn uploads_failing_since_the_first_failure() {
         m.text,
         "uploads of cam1 failing since 2025-12-03 08:20 UTC (15 min): HTTP 403 InvalidAccessKeyId"
     );
+    assert!(check(&mut st, &snap(T0 + 960, vec![recording("cam1", T0 + 960)])).is_empty());
     assert_eq!(
-        check(&mut st, &snap(T0 + 960, vec![recording("cam1", T0 + 960)])),
+        check(
+            &mut st,
+            &snap(T0 + 1020, vec![recording("cam1", T0 + 1020)])
+        ),
         ["visdcam on pi: resolved: uploads of cam1 failing"]
     );
 }
@@ -235,9 +255,15 @@ fn host_problems_clock_units_and_ram_disk() {
         check(&mut st, &s(T0 + T.clock_unsynced_s, true)),
         ["visdcam on pi: clock not synchronised"]
     );
+    // Resolved as soon as they are gone when they were raised at once; the clock after a
+    // minute in sync.
     assert_eq!(
         check(&mut st, &s(T0 + T.clock_unsynced_s + 60, false)),
-        ["visdcam on pi: resolved: clock not synchronised; uploader@cam1.service failed; RAM disk /mnt/ramcam nearly full"]
+        ["visdcam on pi: resolved: uploader@cam1.service failed; RAM disk /mnt/ramcam nearly full"]
+    );
+    assert_eq!(
+        check(&mut st, &s(T0 + T.clock_unsynced_s + 120, false)),
+        ["visdcam on pi: resolved: clock not synchronised"]
     );
 }
 
@@ -326,10 +352,15 @@ fn raised_alerts_cross_a_reboot_through_the_journal_line() {
         &snap(T0 + 900, vec![down("cam1", T0 + 850, T0 + 900)])
     )
     .is_empty());
+    assert!(check(
+        &mut fresh,
+        &snap(T0 + 960, vec![recording("cam1", T0 + 960)])
+    )
+    .is_empty());
     assert_eq!(
         check(
             &mut fresh,
-            &snap(T0 + 960, vec![recording("cam1", T0 + 960)])
+            &snap(T0 + 1020, vec![recording("cam1", T0 + 1020)])
         ),
         ["visdcam on pi: resolved: camera cam1 down"]
     );
@@ -339,4 +370,46 @@ fn raised_alerts_cross_a_reboot_through_the_journal_line() {
         State::default()
     );
     assert_eq!(State::from_open_line("raised: x\n"), State::default());
+}
+
+#[test]
+fn a_flapping_camera_stays_raised_until_it_has_been_back_a_minute() {
+    let mut st = State::default();
+    let mut sent = Vec::new();
+    sent.extend(check(
+        &mut st,
+        &snap(T0 + 600, vec![down("cam1", T0, T0 + 600)]),
+    ));
+    // Back for half a minute, down again (a new outage start), back for good.
+    sent.extend(check(
+        &mut st,
+        &snap(T0 + 630, vec![recording("cam1", T0 + 630)]),
+    ));
+    sent.extend(check(
+        &mut st,
+        &snap(T0 + 660, vec![down("cam1", T0 + 650, T0 + 660)]),
+    ));
+    sent.extend(check(
+        &mut st,
+        &snap(T0 + 690, vec![recording("cam1", T0 + 690)]),
+    ));
+    sent.extend(check(
+        &mut st,
+        &snap(T0 + 720, vec![recording("cam1", T0 + 720)]),
+    ));
+    assert_eq!(sent, ["visdcam on pi: camera cam1 down"]);
+    sent.extend(check(
+        &mut st,
+        &snap(T0 + 750, vec![recording("cam1", T0 + 750)]),
+    ));
+    assert_eq!(
+        sent,
+        [
+            "visdcam on pi: camera cam1 down",
+            "visdcam on pi: resolved: camera cam1 down"
+        ]
+    );
+    // An older state file (without the clear time) still reads.
+    let old = "alert\tcamera_down\tcam1\t100\t1\tno frames\n";
+    assert_eq!(State::parse(old).alerts.len(), 1);
 }
