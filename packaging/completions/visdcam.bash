@@ -13,7 +13,7 @@ _visdcam() {
     local cur prev cmd
     cur=${COMP_WORDS[COMP_CWORD]}
     prev=${COMP_WORDS[COMP_CWORD-1]}
-    local commands="status start stop restart logs lsram clean getdur setdur enable disable cameras preset footage fetch play doctor ramlogs migrate web web-password help"
+    local commands="status start stop restart logs lsram clean getdur setdur enable disable cameras preset footage fetch play doctor ramlogs migrate web web-password metrics alert top help"
 
     if (( COMP_CWORD == 1 )); then
         COMPREPLY=($(compgen -W "$commands --help --version" -- "$cur"))
@@ -67,6 +67,9 @@ _visdcam() {
             fi ;;
         ramlogs) (( COMP_CWORD == 2 )) && COMPREPLY=($(compgen -W "on off status" -- "$cur")) ;;
         migrate) COMPREPLY=($(compgen -W "--dry-run --bucket --endpoint --region --camera" -- "$cur")) ;;
+        alert) (( COMP_CWORD == 2 )) && COMPREPLY=($(compgen -W "check test" -- "$cur")) ;;
+        metrics) COMPREPLY=($(compgen -W "--http" -- "$cur")) ;;
+        top) COMPREPLY=($(compgen -W "--once" -- "$cur")) ;;
         help) (( COMP_CWORD == 2 )) && COMPREPLY=($(compgen -W "$commands" -- "$cur")) ;;
     esac
 }

@@ -36,6 +36,7 @@ const CONTAINER_TESTS: &[(&str, &str)] = &[
     // The live-view page's units under systemd, in a real headless Chromium (also needs
     // seg-cam and uploader, built by the workspace test step).
     ("visdcam", "web_systemd"),
+    ("visdcam", "monitoring_systemd"),
 ];
 
 /// Minutes of the soak CI runs (`cargo xtask soak`; docs/reliability.md records longer runs).

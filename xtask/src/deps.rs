@@ -42,6 +42,14 @@ pub const PACKAGES: &[(&str, &str)] = &[
         "tests: avdec_h264, so GStreamer's playbin plays footage playlists",
     ),
     ("python3-venv", "tests: venv for the SeaweedFS S3 server"),
+    (
+        "prometheus",
+        "tests: a real Prometheus scrapes `visdcam metrics`",
+    ),
+    (
+        "msmtp-mta",
+        "tests: the sendmail `visdcam alert` mails through (to Python's smtpd on 127.0.0.1)",
+    ),
     ("iproute2", "tests: ip netns, tc for net-shaper"),
     (
         "systemd-container",

@@ -56,6 +56,13 @@ impl Budget {
         self.stats
     }
 
+    /// Changes the run-time counters and writes the file if anything changed (the recorder
+    /// calls this once a second, so `updated_unix` moves and the file is at most a second old).
+    pub fn update(&mut self, f: impl FnOnce(&mut RecorderStats)) {
+        f(&mut self.stats);
+        self.save();
+    }
+
     /// [`Budget::enforce`] if `every` has passed since the last time.
     pub fn enforce_if_due(&mut self, every: Duration) {
         if self.last.is_none_or(|t| t.elapsed() >= every) {

@@ -38,6 +38,12 @@ const PROBE_ADDRS: usize = 2;
 /// floor also moves with the other cameras' use of the RAM disk).
 const BUDGET_EVERY: Duration = Duration::from_secs(5);
 
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
 /// How one connection ended.
 enum End {
     Shutdown,
@@ -56,6 +62,8 @@ pub struct Recorder {
     handed_off: VecDeque<Instant>,
     ready: bool,
     failures: u64,
+    /// Frames flowed in an earlier connection of this process (the next flow is a reconnect).
+    recorded: bool,
 }
 
 impl Recorder {
@@ -109,6 +117,7 @@ impl Recorder {
             handed_off: VecDeque::new(),
             ready: false,
             failures: 0,
+            recorded: false,
         }
     }
 
@@ -122,6 +131,11 @@ impl Recorder {
                     if recorded {
                         self.backoff.reset();
                     }
+                    self.budget.update(|s| {
+                        s.faults += 1;
+                        s.fps_milli = 0;
+                        s.note_state(false, unix_now());
+                    });
                     self.failures += 1;
                     let delay = self.backoff.next(fastrand::f64());
                     match self.limiter.check(fault.key(), Instant::now()) {
@@ -159,6 +173,7 @@ impl Recorder {
             }
             let left = end - now;
             self.budget.enforce_if_due(BUDGET_EVERY);
+            self.budget.update(|s| s.note_state(false, unix_now()));
             self.say(&Activity::Waiting {
                 fault: fault.clone(),
                 retry_in_s: left.as_secs() + u64::from(left.subsec_nanos() > 0),
@@ -185,6 +200,7 @@ impl Recorder {
             Ok(Outcome::HandedOff(f)) => {
                 log::debug!("segment {} closed", f.display());
                 self.handed_off.push_back(Instant::now());
+                self.budget.update(|s| s.segments += 1);
                 self.budget.enforce();
             }
             Ok(Outcome::Deleted(why)) => {
@@ -244,6 +260,8 @@ impl Recorder {
             self.ready = true;
         }
         let counters = rec.counters.clone();
+        // The file's counters run across connections and restarts: this one adds to them.
+        let base = self.budget.stats();
         let pipeline = rec.pipeline;
         let bus = pipeline.bus().expect("a pipeline has a bus");
         let mut report = SessionReport::default();
@@ -377,6 +395,10 @@ impl Recorder {
             if frames > 0 && !recording {
                 recording = true;
                 self.backoff.reset();
+                if self.recorded {
+                    self.budget.update(|s| s.reconnects += 1);
+                }
+                self.recorded = true;
                 if self.failures > 0 {
                     log::info!(
                         "recording from {} again after {} failed attempt{}",
@@ -465,6 +487,27 @@ impl Recorder {
                     }
                 };
                 self.budget.enforce_if_due(BUDGET_EVERY);
+                let wall = unix_now();
+                let last_frame = counters
+                    .last_frame()
+                    .map(|t| wall - now.duration_since(t).as_secs() as i64);
+                let fps_now = if recording && draining.is_none() {
+                    fps.fps()
+                } else {
+                    None
+                };
+                let stall_s = self.stall.as_secs() as i64;
+                self.budget.update(|s| {
+                    s.frames = base.frames + frames;
+                    s.parts = base.parts + counters.parts();
+                    if let Some(t) = last_frame {
+                        s.last_frame_unix = t;
+                    }
+                    s.fps_milli = fps_now.map_or(0, |f| (f * 1000.0).round() as u64);
+                    // Recording while frames arrive within the stall limit.
+                    let fresh = last_frame.is_some_and(|t| wall - t <= stall_s);
+                    s.note_state(recording && fresh, wall);
+                });
                 self.say(&activity);
                 // Healthy: frames arrive, or the connection/drain is within its time limit
                 // (both are bounded above, so a stuck loop stops pinging).
@@ -484,6 +527,11 @@ impl Recorder {
         if let Err(e) = pipeline.set_state(gst::State::Null) {
             log::warn!("stopping the pipeline: {e}");
         }
+        // The last frames since the last tick count too.
+        self.budget.update(|s| {
+            s.frames = base.frames + counters.frames();
+            s.parts = base.parts + counters.parts();
+        });
         // Files are closed now: whatever this pipeline opened and splitmuxsink did not close
         // (drain timed out, write error) is finalised like a crash leftover. The counters keep
         // only the last files opened (`pipeline::PARTS_KEPT`): older ones were handed off.

@@ -24,6 +24,10 @@ const UNITS: &[&str] = &[
     "mnt-ramcam.mount",
     "visdcam-web.socket",
     "visdcam-web.service",
+    "visdcam-alert.service",
+    "visdcam-alert.timer",
+    "visdcam-metrics.socket",
+    "visdcam-metrics@1.service",
 ];
 
 /// Highest acceptable `systemd-analyze security` exposure per service.
@@ -33,6 +37,8 @@ const MAX_EXPOSURE: &[(&str, f64)] = &[
     ("daynight.service", 2.0),
     ("net-shaper.service", 2.0),
     ("visdcam-web.service", 2.0),
+    ("visdcam-alert.service", 2.0),
+    ("visdcam-metrics@1.service", 2.0),
 ];
 
 const BINARIES: &[&str] = &["seg-cam", "uploader", "daynight", "net-shaper", "visdcam"];
@@ -172,7 +178,12 @@ fn timer_calendar_expressions_parse_and_mean_ist() {
 
 /// Units whose daemon reads the kernel's clock state (`adjtimex`, `STA_UNSYNC`): the recorder
 /// notes clock offsets while unsynchronised, the uploader waits for the sync.
-const CLOCK_READERS: &[&str] = &["seg@cam1.service", "uploader@cam1.service"];
+const CLOCK_READERS: &[&str] = &[
+    "seg@cam1.service",
+    "uploader@cam1.service",
+    "visdcam-alert.service",
+    "visdcam-metrics@1.service",
+];
 
 /// `systemd-analyze security`'s line for `item` (its first column).
 fn security_line(out: &str, item: &str) -> String {
@@ -279,7 +290,7 @@ fn only_the_uploader_runs_as_the_user_that_may_read_the_credential() {
         assert_eq!(user, [expect], "{name}");
         assert_eq!(group, ["visdcam"], "{name}");
     }
-    assert_eq!(services, 5, "every shipped service checked");
+    assert_eq!(services, 7, "every shipped service checked");
 
     // sysusers: both users, visdcam-rec with visdcam as its primary group.
     let sysusers = fs::read_to_string(units_dir().join("visdcam.sysusers")).unwrap();

@@ -378,6 +378,11 @@ impl Uploader {
                 self.stats.last_size = size;
                 self.stats.last_speed_bps = speed;
                 self.stats.last_upload_unix = unix_now();
+                // From the segment's close (its end time, clock-step corrected) to now.
+                let closed_ms = key_time.timestamp_millis();
+                self.stats
+                    .note_latency((Utc::now().timestamp_millis() - closed_ms).max(0) as u64);
+                self.stats.failing_since_unix = 0;
                 if !self.stats.last_error.is_empty() {
                     let held = self.limiter.clear("upload");
                     log::info!(
@@ -548,7 +553,7 @@ impl Uploader {
                 log::warn!("{msg}{more}");
             }
         }
-        self.stats.last_error = f.why().to_string();
+        self.stats.note_failure(&f, unix_now());
         self.next_attempt = Some(Instant::now() + delay);
         self.publish();
     }
@@ -569,7 +574,8 @@ impl Uploader {
             );
             self.config_refusal = Some(why.clone());
         }
-        self.stats.last_error = why;
+        self.stats
+            .note_failure(&Failure::Config { why }, unix_now());
         self.next_attempt = Some(Instant::now() + CONFIG_RECHECK);
         self.publish();
     }

@@ -53,18 +53,46 @@ pub fn budget_drops(
 pub const RECORDER_STATS_FILE: &str = ".seg-cam-stats";
 
 /// The recorder's counters, kept across restarts in [`RECORDER_STATS_FILE`] as `key=value`
-/// lines: `dropped` and `dropped_bytes` (segments it dropped over the RAM budget).
+/// lines: `dropped` and `dropped_bytes` (segments it dropped over the RAM budget), and, written
+/// once a second while it runs (`visdcam metrics`, `alert` and `top` read them): `frames`
+/// (decoded), `parts` (JPEG parts received), `segments` (closed and handed off), `faults`
+/// (connections that failed or ended in a fault), `reconnects` (times frames flowed again after
+/// a fault), `fps_milli` (frame rate × 1000, 0 when not recording),
+/// `recording` (0/1), `last_frame_unix`, `down_since_unix` (when frames stopped; 0 while they
+/// arrive) and `updated_unix` (when the file was written: a stale file means no recorder).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RecorderStats {
     pub dropped: u64,
     pub dropped_bytes: u64,
+    pub frames: u64,
+    pub parts: u64,
+    pub segments: u64,
+    pub faults: u64,
+    pub reconnects: u64,
+    pub fps_milli: u64,
+    pub recording: bool,
+    pub last_frame_unix: i64,
+    pub down_since_unix: i64,
+    pub updated_unix: i64,
 }
 
 impl RecorderStats {
     pub fn render(&self) -> String {
         format!(
-            "dropped={}\ndropped_bytes={}\n",
-            self.dropped, self.dropped_bytes
+            "dropped={}\ndropped_bytes={}\nframes={}\nparts={}\nsegments={}\nfaults={}\nreconnects={}\n\
+             fps_milli={}\nrecording={}\nlast_frame_unix={}\ndown_since_unix={}\nupdated_unix={}\n",
+            self.dropped,
+            self.dropped_bytes,
+            self.frames,
+            self.parts,
+            self.segments,
+            self.faults,
+            self.reconnects,
+            self.fps_milli,
+            u8::from(self.recording),
+            self.last_frame_unix,
+            self.down_since_unix,
+            self.updated_unix,
         )
     }
 
@@ -75,14 +103,42 @@ impl RecorderStats {
             let Some((k, v)) = line.split_once('=') else {
                 continue;
             };
-            let n = v.trim().parse().unwrap_or(0);
+            let n = || v.trim().parse::<u64>().unwrap_or(0);
+            let t = || v.trim().parse::<i64>().unwrap_or(0);
             match k.trim() {
-                "dropped" => s.dropped = n,
-                "dropped_bytes" => s.dropped_bytes = n,
+                "dropped" => s.dropped = n(),
+                "dropped_bytes" => s.dropped_bytes = n(),
+                "frames" => s.frames = n(),
+                "parts" => s.parts = n(),
+                "segments" => s.segments = n(),
+                "faults" => s.faults = n(),
+                "reconnects" => s.reconnects = n(),
+                "fps_milli" => s.fps_milli = n(),
+                "recording" => s.recording = n() == 1,
+                "last_frame_unix" => s.last_frame_unix = t(),
+                "down_since_unix" => s.down_since_unix = t(),
+                "updated_unix" => s.updated_unix = t(),
                 _ => {}
             }
         }
         s
+    }
+
+    /// The recorder's state at `now_unix`: frames arrive (`recording`) or not since when.
+    /// While not recording, the start of the outage is kept from an earlier run (a restart does
+    /// not restart the clock of an outage), else the last frame's time, else now.
+    pub fn note_state(&mut self, recording: bool, now_unix: i64) {
+        self.recording = recording;
+        self.updated_unix = now_unix;
+        if recording {
+            self.down_since_unix = 0;
+        } else if self.down_since_unix == 0 {
+            self.down_since_unix = if self.last_frame_unix > 0 {
+                self.last_frame_unix
+            } else {
+                now_unix
+            };
+        }
     }
 }
 
@@ -133,12 +189,54 @@ mod tests {
         let s = RecorderStats {
             dropped: 3,
             dropped_bytes: 3 << 20,
+            ..RecorderStats::default()
         };
-        assert_eq!(s.render(), "dropped=3\ndropped_bytes=3145728\n");
+        assert!(s.render().starts_with("dropped=3\ndropped_bytes=3145728\n"));
         assert_eq!(RecorderStats::parse(&s.render()), s);
+        // A file from before the run-time counters reads as zeros for them.
+        assert_eq!(
+            RecorderStats::parse("dropped=3\ndropped_bytes=3145728\n"),
+            s
+        );
+        let full = RecorderStats {
+            frames: 1200,
+            parts: 1210,
+            segments: 7,
+            faults: 5,
+            reconnects: 2,
+            fps_milli: 19_950,
+            recording: true,
+            last_frame_unix: 1_764_750_000,
+            updated_unix: 1_764_750_001,
+            ..s
+        };
+        assert_eq!(RecorderStats::parse(&full.render()), full);
         assert_eq!(
             RecorderStats::parse("dropped=x\njunk\n"),
             RecorderStats::default()
         );
+    }
+
+    #[test]
+    fn an_outage_starts_at_the_last_frame_and_survives_a_restart() {
+        let mut s = RecorderStats {
+            last_frame_unix: 1000,
+            ..RecorderStats::default()
+        };
+        s.note_state(true, 1000);
+        assert_eq!((s.recording, s.down_since_unix), (true, 0));
+        s.note_state(false, 1030);
+        assert_eq!(
+            (s.recording, s.down_since_unix, s.updated_unix),
+            (false, 1000, 1030)
+        );
+        // A restarted recorder reads the file back: the outage keeps its start.
+        let mut again = RecorderStats::parse(&s.render());
+        again.note_state(false, 1100);
+        assert_eq!(again.down_since_unix, 1000);
+        // No frame ever: down since the first look.
+        let mut fresh = RecorderStats::default();
+        fresh.note_state(false, 2000);
+        assert_eq!(fresh.down_since_unix, 2000);
     }
 }

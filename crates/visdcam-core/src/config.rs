@@ -35,7 +35,10 @@ pub enum Scope {
 /// The type and range of a key's value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
-    Int { min: u64, max: u64 },
+    Int {
+        min: u64,
+        max: u64,
+    },
     Bool,
     Choice(&'static [&'static str]),
     Text,
@@ -48,6 +51,13 @@ pub enum Kind {
     ClockTime,
     Dscp,
     ListenAddr,
+    /// Any http(s) URL, kept as written.
+    Url,
+    /// A length of time such as 90s, 10m, 1h30m, in seconds.
+    Duration {
+        min: u64,
+        max: u64,
+    },
 }
 
 impl Kind {
@@ -71,6 +81,12 @@ impl Kind {
             Kind::ListenAddr => {
                 "an IP address and port such as 127.0.0.1:8088, 0.0.0.0:8088 or [::]:8088".into()
             }
+            Kind::Url => "an https:// or http:// URL".into(),
+            Kind::Duration { min, max } => format!(
+                "a duration such as 90s, 10m, 2h or 1h30m, from {} to {}",
+                crate::cli::format_duration(std::time::Duration::from_secs(*min)),
+                crate::cli::format_duration(std::time::Duration::from_secs(*max))
+            ),
         }
     }
 }
@@ -358,6 +374,61 @@ pub const KEYS: &[KeySpec] = &[
         Kind::Int { min: 1, max: 256 },
         Some("8"),
         "Most live viewers of one camera at once; more are answered 503.",
+    ),
+    key(
+        "ALERT_URL",
+        Scope::Global,
+        Kind::Url,
+        None,
+        "`visdcam alert`: POST each alert as JSON to this URL (a webhook, an ntfy topic, a Home \
+         Assistant webhook; see docs/guide/monitoring.md). Empty: no webhook.",
+    ),
+    key(
+        "ALERT_EMAIL",
+        Scope::Global,
+        Kind::Text,
+        None,
+        "`visdcam alert`: mail each alert to this address through the system's sendmail (when \
+         installed). Empty: no mail.",
+    ),
+    key(
+        "ALERT_CAMERA_DOWN",
+        Scope::Global,
+        Kind::Duration {
+            min: 1,
+            max: 86_400,
+        },
+        Some("10m"),
+        "`visdcam alert`: a camera that sends no frames for this long raises an alert.",
+    ),
+    key(
+        "ALERT_UPLOAD_FAILING",
+        Scope::Global,
+        Kind::Duration {
+            min: 1,
+            max: 86_400,
+        },
+        Some("15m"),
+        "`visdcam alert`: a camera whose uploads fail (refused credentials, missing bucket, \
+         store unreachable) for this long raises an alert.",
+    ),
+    key(
+        "ALERT_CLOCK_UNSYNCED",
+        Scope::Global,
+        Kind::Duration {
+            min: 1,
+            max: 86_400,
+        },
+        Some("10m"),
+        "`visdcam alert`: the clock not synchronised for this long raises an alert (a Pi without \
+         a real-time clock boots unsynchronised and waits for NTP).",
+    ),
+    key(
+        "ALERT_RAM_DISK_PERCENT",
+        Scope::Global,
+        Kind::Int { min: 1, max: 100 },
+        Some("90"),
+        "`visdcam alert`: the RAM disk used to this percentage or more raises an alert.",
     ),
     key(
         "LOG_LEVEL",
@@ -674,6 +745,13 @@ pub struct Settings {
     pub web_listen: std::net::SocketAddr,
     pub web_max_connections: u32,
     pub web_viewers_per_camera: u32,
+    /// `visdcam alert`: where alerts go and when they are raised.
+    pub alert_url: Option<String>,
+    pub alert_email: Option<String>,
+    pub alert_camera_down_s: u64,
+    pub alert_upload_failing_s: u64,
+    pub alert_clock_unsynced_s: u64,
+    pub alert_ram_disk_percent: u64,
     /// Where each key that was set explicitly came from.
     pub origins: BTreeMap<String, Origin>,
 }
@@ -872,6 +950,20 @@ impl Resolver<'_> {
         }
     }
 
+    fn duration(&self, name: &str) -> Result<u64, ConfigError> {
+        let Some(Kind::Duration { min, max }) = spec(name).map(|s| s.kind) else {
+            unreachable!("{name} is not a duration key")
+        };
+        self.req(name, |v| {
+            let d = crate::cli::parse_duration(v)?.as_secs();
+            if (min..=max).contains(&d) {
+                Ok(d)
+            } else {
+                Err(format!("`{v}` is out of range"))
+            }
+        })
+    }
+
     fn with<T>(
         &self,
         name: &str,
@@ -935,6 +1027,37 @@ fn parse_endpoint(v: &str) -> Result<String, String> {
         return Err(format!("`{v}` has no host"));
     }
     Ok(v.trim_end_matches('/').to_string())
+}
+
+/// A webhook URL: http(s), kept exactly (its path and query matter, e.g. ntfy's template).
+fn parse_alert_url(v: &str) -> Result<String, String> {
+    let rest = v
+        .strip_prefix("https://")
+        .or_else(|| v.strip_prefix("http://"))
+        .ok_or_else(|| format!("`{v}` must start with https:// or http://"))?;
+    if rest.is_empty() || rest.starts_with('/') || rest.contains(char::is_whitespace) {
+        return Err(format!("`{v}` has no host"));
+    }
+    Ok(v.to_string())
+}
+
+/// An e-mail address for sendmail's To: one `local@domain`, nothing a header could smuggle.
+fn parse_email(v: &str) -> Result<Option<String>, String> {
+    if v.is_empty() {
+        return Ok(None);
+    }
+    let ok = v.split_once('@').is_some_and(|(l, d)| {
+        !l.is_empty() && d.contains('.') && !d.starts_with('.') && !d.ends_with('.')
+    }) && !v
+        .contains(|c: char| c.is_whitespace() || c.is_control() || "<>,;\"".contains(c))
+        && v.matches('@').count() == 1;
+    if ok {
+        Ok(Some(v.to_string()))
+    } else {
+        Err(format!(
+            "`{v}` is not an e-mail address such as me@example.org"
+        ))
+    }
 }
 
 fn parse_abs_path(v: &str) -> Result<PathBuf, String> {
@@ -1091,6 +1214,12 @@ pub fn load(
         web_listen: r.req("WEB_LISTEN", parse_listen)?,
         web_max_connections: r.int("WEB_MAX_CONNECTIONS")? as u32,
         web_viewers_per_camera: r.int("WEB_VIEWERS_PER_CAMERA")? as u32,
+        alert_url: r.with("ALERT_URL", parse_alert_url)?,
+        alert_email: r.with("ALERT_EMAIL", parse_email)?.flatten(),
+        alert_camera_down_s: r.duration("ALERT_CAMERA_DOWN")?,
+        alert_upload_failing_s: r.duration("ALERT_UPLOAD_FAILING")?,
+        alert_clock_unsynced_s: r.duration("ALERT_CLOCK_UNSYNCED")?,
+        alert_ram_disk_percent: r.int("ALERT_RAM_DISK_PERCENT")?,
         origins: raw
             .iter()
             .map(|(k, v)| (k.clone(), v.origin.clone()))

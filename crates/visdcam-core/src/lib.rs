@@ -2,6 +2,7 @@
 //! other decisions the daemons make. No I/O happens here: callers pass in file contents, times
 //! and measurements, and get back values. That keeps every rule unit-testable with data.
 
+pub mod alerts;
 pub mod backoff;
 pub mod budget;
 pub mod camvars;
@@ -14,6 +15,7 @@ pub mod footage;
 pub mod keys;
 pub mod live;
 pub mod migrate;
+pub mod monitor;
 pub mod objectlock;
 pub mod presets;
 pub mod rate;
@@ -21,5 +23,6 @@ pub mod ratelimit;
 pub mod recorder;
 pub mod segment;
 pub mod tcplan;
+pub mod top;
 pub mod units;
 pub mod upload;

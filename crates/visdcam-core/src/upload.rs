@@ -370,7 +370,11 @@ pub const STATS_FILE: &str = ".uploader-stats";
 /// `last_key`, `last_size`, `last_speed_bps`, `last_upload_unix`, `last_error` (empty when the
 /// last attempt succeeded), `clock` (`synced` or `waiting`), `duplicate_check` (`on`, or
 /// `off` while the key may not read, so no `HEAD` looks for the same bytes first), and while a
-/// body is being sent `uploading` (file name), `uploading_sent` and `uploading_size` (bytes).
+/// body is being sent `uploading` (file name), `uploading_sent` and `uploading_size` (bytes);
+/// failed attempts by cause (`retries_transient`, `retries_refused`, `retries_config`), the
+/// first failure since the last success (`failing_since_unix`, 0 while uploads work) and the
+/// time from a segment's close to its being stored ([`LATENCY_BUCKETS_S`]: `latency_buckets`,
+/// comma-separated counts per bucket plus one past the last, and `latency_sum_ms`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Stats {
     pub uploaded: u64,
@@ -391,16 +395,52 @@ pub struct Stats {
     pub uploading: String,
     pub uploading_sent: u64,
     pub uploading_size: u64,
+    pub retries_transient: u64,
+    pub retries_refused: u64,
+    pub retries_config: u64,
+    pub failing_since_unix: i64,
+    /// Uploads by close-to-stored time: one count per [`LATENCY_BUCKETS_S`] bound (not
+    /// cumulative), the last for longer ones.
+    pub latency: [u64; LATENCY_BUCKETS_S.len() + 1],
+    pub latency_sum_ms: u64,
 }
 
+/// Upper bounds (seconds) of the close-to-stored histogram: a segment normally goes up within
+/// seconds; minutes mean a backlog, hours an outage.
+pub const LATENCY_BUCKETS_S: [u64; 10] = [2, 5, 10, 30, 60, 120, 300, 900, 3600, 21600];
+
 impl Stats {
+    /// Counts one upload that took `ms` from the segment's close to its being stored.
+    pub fn note_latency(&mut self, ms: u64) {
+        let i = LATENCY_BUCKETS_S
+            .iter()
+            .position(|b| ms <= b * 1000)
+            .unwrap_or(LATENCY_BUCKETS_S.len());
+        self.latency[i] += 1;
+        self.latency_sum_ms += ms;
+    }
+
+    /// Counts a failed attempt and starts the failing clock if it is not running.
+    pub fn note_failure(&mut self, f: &Failure, now_unix: i64) {
+        match f {
+            Failure::Transient { .. } => self.retries_transient += 1,
+            Failure::Refused { .. } => self.retries_refused += 1,
+            Failure::Config { .. } => self.retries_config += 1,
+        }
+        if self.failing_since_unix == 0 {
+            self.failing_since_unix = now_unix;
+        }
+        self.last_error = f.why().to_string();
+    }
+
     pub fn render(&self) -> String {
         let one_line = |s: &str| s.replace(['\n', '\r'], " ");
         format!(
             "uploaded={}\nuploaded_bytes={}\ndropped={}\ndropped_bytes={}\nqueue={}\n\
              queue_bytes={}\nlast_key={}\nlast_size={}\nlast_speed_bps={}\nlast_upload_unix={}\n\
              last_error={}\nclock={}\nduplicate_check={}\nuploading={}\nuploading_sent={}\n\
-             uploading_size={}\n",
+             uploading_size={}\nretries_transient={}\nretries_refused={}\nretries_config={}\n\
+             failing_since_unix={}\nlatency_buckets={}\nlatency_sum_ms={}\n",
             self.uploaded,
             self.uploaded_bytes,
             self.dropped,
@@ -425,6 +465,16 @@ impl Stats {
             self.uploading,
             self.uploading_sent,
             self.uploading_size,
+            self.retries_transient,
+            self.retries_refused,
+            self.retries_config,
+            self.failing_since_unix,
+            self.latency
+                .iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(","),
+            self.latency_sum_ms,
         )
     }
 
@@ -453,6 +503,21 @@ impl Stats {
                 "uploading" => s.uploading = v.to_string(),
                 "uploading_sent" => s.uploading_sent = n(),
                 "uploading_size" => s.uploading_size = n(),
+                "retries_transient" => s.retries_transient = n(),
+                "retries_refused" => s.retries_refused = n(),
+                "retries_config" => s.retries_config = n(),
+                "failing_since_unix" => s.failing_since_unix = v.trim().parse().unwrap_or(0),
+                "latency_buckets" => {
+                    let counts: Vec<u64> = v
+                        .split(',')
+                        .map(|c| c.trim().parse().unwrap_or(0))
+                        .collect();
+                    // A different bucket layout cannot be mapped: start again.
+                    if counts.len() == s.latency.len() {
+                        s.latency.copy_from_slice(&counts);
+                    }
+                }
+                "latency_sum_ms" => s.latency_sum_ms = n(),
                 _ => {}
             }
         }
@@ -866,5 +931,47 @@ mod tests {
             "queue 0 (0 B); dropped 0; duplicate check off (the key may write but not read); \
              error: HTTP 503"
         );
+    }
+
+    #[test]
+    fn failures_by_cause_latency_and_the_failing_clock_round_trip() {
+        let mut s = Stats::default();
+        s.note_failure(
+            &Failure::Transient {
+                why: "connection refused".into(),
+                retry_after: None,
+            },
+            500,
+        );
+        s.note_failure(
+            &Failure::Refused {
+                why: "HTTP 403".into(),
+            },
+            560,
+        );
+        s.note_failure(
+            &Failure::Config {
+                why: "no lock".into(),
+            },
+            620,
+        );
+        assert_eq!(
+            (s.retries_transient, s.retries_refused, s.retries_config),
+            (1, 1, 1)
+        );
+        // The clock starts at the first failure, not the latest.
+        assert_eq!(s.failing_since_unix, 500);
+        assert_eq!(s.last_error, "no lock");
+        for ms in [1500, 2000, 2001, 59_000, 100_000_000] {
+            s.note_latency(ms);
+        }
+        assert_eq!(s.latency, [2, 1, 0, 0, 1, 0, 0, 0, 0, 0, 1]);
+        assert_eq!(s.latency_sum_ms, 100_064_501);
+        assert!(s
+            .render()
+            .contains("latency_buckets=2,1,0,0,1,0,0,0,0,0,1\n"));
+        assert_eq!(Stats::parse(&s.render()), s);
+        // Another bucket layout (an older or newer uploader) restarts the histogram.
+        assert_eq!(Stats::parse("latency_buckets=1,2\n").latency, [0; 11]);
     }
 }

@@ -33,6 +33,13 @@ pub enum RamlogsAction {
     Status,
 }
 
+/// `alert check|test`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AlertAction {
+    Check,
+    Test,
+}
+
 /// A parsed command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
@@ -89,6 +96,13 @@ pub enum Command {
     WebPassword,
     /// `footage`, `fetch`, `play`: the bucket as a footage library.
     Footage(FootageArgs),
+    Metrics {
+        http: bool,
+    },
+    Alert(AlertAction),
+    Top {
+        once: bool,
+    },
 }
 
 /// `migrate`'s options.
@@ -389,6 +403,46 @@ The page asks for it (HTTP Basic authentication; any user name) whenever it list
 loopback address. Restart visdcam-web.service to use a new one.",
     },
     CommandHelp {
+        name: "metrics",
+        synopsis: "metrics [--http]",
+        summary: "Prometheus metrics of every camera, the units and the RAM disk",
+        details: "Prints the Prometheus text exposition of what the recorders and uploaders \
+count (frames, segments closed, uploaded and dropped, bytes, upload latency, queue, retries by \
+cause, reconnects), the units' states and restarts, the RAM disk and the clock. Read-only; \
+counters come from the daemons' files on the RAM disk. visdcam-metrics.socket serves it on \
+127.0.0.1:9464 (not enabled by the package; see docs/guide/monitoring.md).
+
+  --http   answer one HTTP request read from stdin (what visdcam-metrics@.service runs for \
+each connection)",
+    },
+    CommandHelp {
+        name: "alert",
+        synopsis: "alert check|test",
+        summary: "check for problems and send alerts (ALERT_URL, ALERT_EMAIL), or send a test",
+        details: "check: looks at every camera, the units and the Pi once; raises an alert when \
+a camera is down longer than ALERT_CAMERA_DOWN, uploads fail longer than ALERT_UPLOAD_FAILING, \
+segments are dropped over the RAM budget, the clock is not synchronised for ALERT_CLOCK_UNSYNCED, \
+a unit failed or the \
+RAM disk is fuller than ALERT_RAM_DISK_PERCENT, and a \"resolved\" when it clears: once each, \
+the alerts of one check in one message. Its state is in /run/visdcam-alert \
+(VISDCAM_ALERT_STATE_DIR); visdcam-alert.timer runs it every minute. Delivery: a JSON POST to \
+ALERT_URL and a mail to ALERT_EMAIL through sendmail; a failed delivery is retried at the next \
+check for a day.
+test: sends one test message to every destination now and says how each went (exit 1 if one \
+failed).",
+    },
+    CommandHelp {
+        name: "top",
+        synopsis: "top [--once]",
+        summary: "live view of every camera: fps, segment, queue, upload and uplink rates, alerts",
+        details: "Refreshes every 2 s: per camera whether frames arrive and at what rate, \
+segments closed, the upload queue, the upload rate against RATE_KBPS, retries; the uplink's \
+transmit rate (/sys/class/net), the RAM disk and the open alerts. q quits. When stdout is not \
+a terminal it prints plain lines instead of redrawing.
+
+  --once   print one view and exit",
+    },
+    CommandHelp {
         name: "help",
         synopsis: "help [COMMAND]",
         summary: "show help for visdcam or one command",
@@ -564,6 +618,8 @@ where
             }
             Short('y') | Long("yes") if cmd == "clean" => c.yes = true,
             Long("now") if matches!(cmd, "enable" | "disable") => c.now = true,
+            Long("http") if cmd == "metrics" => c.http = true,
+            Long("once") if cmd == "top" => c.once = true,
             Value(v) => c
                 .positional
                 .push(v.string().map_err(|e| usage(Some(cmd), e.to_string()))?),
@@ -592,6 +648,8 @@ struct Collected {
     expires: Option<Duration>,
     store: StoreArgs,
     migrate: MigrateArgs,
+    http: bool,
+    once: bool,
 }
 
 /// B2's (and S3's) longest validity of a presigned URL.
@@ -783,6 +841,28 @@ impl Collected {
                     store: self.store,
                 })
             }
+            "metrics" => {
+                too_many(0)?;
+                Command::Metrics { http: self.http }
+            }
+            "alert" => {
+                too_many(1)?;
+                Command::Alert(match pos.first().map(String::as_str) {
+                    Some("check") => AlertAction::Check,
+                    Some("test") => AlertAction::Test,
+                    Some(other) => {
+                        return Err(usage(
+                            Some(cmd),
+                            format!("invalid argument `{other}` for `alert`: use check or test"),
+                        ))
+                    }
+                    None => return Err(usage(Some(cmd), "`alert` needs check or test")),
+                })
+            }
+            "top" => {
+                too_many(0)?;
+                Command::Top { once: self.once }
+            }
             _ => unreachable!("every command in COMMANDS is handled: {cmd}"),
         })
     }
@@ -816,6 +896,28 @@ mod tests {
 
     fn v(x: &[&str]) -> Vec<String> {
         x.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn monitoring_commands() {
+        assert_eq!(p("metrics"), Ok(Command::Metrics { http: false }));
+        assert_eq!(p("metrics --http"), Ok(Command::Metrics { http: true }));
+        assert_eq!(p("alert check"), Ok(Command::Alert(AlertAction::Check)));
+        assert_eq!(p("alert test"), Ok(Command::Alert(AlertAction::Test)));
+        assert_eq!(p("top"), Ok(Command::Top { once: false }));
+        assert_eq!(p("top --once"), Ok(Command::Top { once: true }));
+        assert!(p("alert")
+            .unwrap_err()
+            .starts_with("`alert` needs check or test\nUsage: visdcam alert check|test"));
+        assert!(p("alert send")
+            .unwrap_err()
+            .starts_with("invalid argument `send` for `alert`: use check or test"));
+        assert!(p("top --http")
+            .unwrap_err()
+            .starts_with("invalid option '--http' for `top`"));
+        assert!(p("metrics cam1")
+            .unwrap_err()
+            .starts_with("unexpected argument `cam1`"));
     }
 
     #[test]

@@ -1,17 +1,21 @@
 //! `visdcam`: the command a Pi owner types. Parses the command line, runs one command and maps
 //! its failure to a documented exit status (see [`fail::Exit`]).
 
+mod alert;
 mod args;
 mod cameras;
 mod doctor;
 mod fail;
 mod footage;
 mod join;
+mod metrics;
 mod migrate;
+mod monitor;
 mod ram;
 mod ramlogs;
 mod status;
 mod systemd;
+mod top;
 mod units;
 mod web;
 
@@ -98,6 +102,9 @@ fn run(cmd: Command) -> fail::Result<()> {
         Command::Migrate(a) => migrate::run(&Ctx::load()?, &a),
         Command::Web => web::serve(Ctx::load()?),
         Command::WebPassword => web::password::run(&Ctx::load()?),
+        Command::Metrics { http } => metrics::run(&Ctx::load()?, http),
+        Command::Alert(action) => alert::run(&Ctx::load()?, action),
+        Command::Top { once } => top::run(&Ctx::load()?, once),
     }
 }
 

@@ -20,6 +20,17 @@ use visdcam_core::budget::RECORDER_STATS_FILE as RECORDER_STATS;
 /// The uploader's counters file in a camera's RAM directory (`key=value` lines).
 use visdcam_core::upload::STATS_FILE as UPLOADER_STATS;
 
+/// Counters-file keys for `metrics`, `alert` and `top` that the text line leaves out (the
+/// JSON has every key; the recorder's line shows only its drops, its STATUS= says the rest).
+const MONITORING_ONLY: &[&str] = &[
+    "retries_transient",
+    "retries_refused",
+    "retries_config",
+    "failing_since_unix",
+    "latency_buckets",
+    "latency_sum_ms",
+];
+
 #[derive(Serialize)]
 pub(crate) struct UnitJson {
     unit: String,
@@ -206,6 +217,7 @@ pub(crate) fn camera_lines(cj: &CameraJson, infos: &[UnitInfo], now: u64) -> Vec
             let stats: Vec<String> = cj
                 .uploader_stats
                 .iter()
+                .filter(|(k, _)| !MONITORING_ONLY.contains(&k.as_str()))
                 .map(|(k, v)| format!("{k} {v}"))
                 .collect();
             line.push_str(&format!("; uploader: {}", stats.join(", ")));
@@ -214,6 +226,7 @@ pub(crate) fn camera_lines(cj: &CameraJson, infos: &[UnitInfo], now: u64) -> Vec
             let stats: Vec<String> = cj
                 .recorder_stats
                 .iter()
+                .filter(|(k, _)| k.starts_with("dropped"))
                 .map(|(k, v)| format!("{k} {v}"))
                 .collect();
             line.push_str(&format!("; recorder: {}", stats.join(", ")));

@@ -351,7 +351,7 @@ fn bash_completion_knows_every_command_and_the_cameras() {
         .take_while(|l| !l.is_empty())
         .map(|l| l.split_whitespace().next().unwrap().to_string())
         .collect();
-    assert_eq!(commands.len(), 22, "{help}");
+    assert_eq!(commands.len(), 25, "{help}");
     let offered = complete(&s, &["visdcam", ""]);
     for c in &commands {
         assert!(offered.contains(c), "completion lacks {c}: {offered:?}");

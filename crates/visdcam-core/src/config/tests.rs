@@ -306,3 +306,51 @@ fn object_lock_is_off_by_default_and_set_per_camera_in_any_case() {
         "4000 is out of range; allowed: an integer from 0 to 3650"
     );
 }
+
+#[test]
+fn alert_keys_defaults_values_and_errors() {
+    let s = load_pair("", CAM).unwrap();
+    assert_eq!(
+        (
+            s.alert_url.as_deref(),
+            s.alert_email.as_deref(),
+            s.alert_camera_down_s,
+            s.alert_upload_failing_s,
+            s.alert_ram_disk_percent
+        ),
+        (None, None, 600, 900, 90)
+    );
+    assert_eq!(s.alert_clock_unsynced_s, 600);
+    let s = load_pair(
+        "ALERT_URL=https://ntfy.sh/pi-cams?tpl=1&t={{.title}}&m={{.message}}\n\
+         ALERT_EMAIL=me@example.org\nALERT_CAMERA_DOWN=1h30m\nALERT_UPLOAD_FAILING=45s\n\
+         ALERT_RAM_DISK_PERCENT=75\n",
+        CAM,
+    )
+    .unwrap();
+    assert_eq!(
+        s.alert_url.as_deref(),
+        Some("https://ntfy.sh/pi-cams?tpl=1&t={{.title}}&m={{.message}}"),
+        "kept exactly: the query is the ntfy template"
+    );
+    assert_eq!(s.alert_email.as_deref(), Some("me@example.org"));
+    assert_eq!(
+        (s.alert_camera_down_s, s.alert_upload_failing_s),
+        (5400, 45)
+    );
+    assert_eq!(s.alert_ram_disk_percent, 75);
+    assert_eq!(load_pair("ALERT_EMAIL=\n", CAM).unwrap().alert_email, None);
+    for (line, want) in [
+        ("ALERT_URL=ntfy.sh/x", "visdcam.conf:1: ALERT_URL: `ntfy.sh/x` must start with https:// or http://"),
+        ("ALERT_CAMERA_DOWN=ten", "visdcam.conf:1: ALERT_CAMERA_DOWN: invalid duration `ten`"),
+        ("ALERT_CAMERA_DOWN=2d", "visdcam.conf:1: ALERT_CAMERA_DOWN: `2d` is out of range; allowed: a duration such as 90s, 10m, 2h or 1h30m, from 1s to 1d 0h"),
+        ("ALERT_EMAIL=me@example.org,x@y.z", "visdcam.conf:1: ALERT_EMAIL: `me@example.org,x@y.z` is not an e-mail address"),
+        ("ALERT_EMAIL=me", "visdcam.conf:1: ALERT_EMAIL: `me` is not an e-mail address such as me@example.org"),
+        ("ALERT_RAM_DISK_PERCENT=0", "visdcam.conf:1: ALERT_RAM_DISK_PERCENT: 0 is out of range"),
+    ] {
+        let e = err(&format!("{line}\n"), CAM);
+        assert!(e.contains(want), "{line}: {e}");
+    }
+    assert!(err("", "CAMERA_URL=http://x:81/\nALERT_URL=http://h/\n")
+        .contains("ALERT_URL: can only be set in the global visdcam.conf"));
+}
