@@ -22,16 +22,7 @@ use visdcam_core::segment::{classify, EntryKind};
 const FIVE_H: Duration = Duration::from_secs(5 * 3600);
 
 fn sibling(name: &str) -> PathBuf {
-    let p = Path::new(env!("CARGO_BIN_EXE_seg-cam"))
-        .parent()
-        .unwrap()
-        .join(name);
-    assert!(
-        p.exists(),
-        "{} is not built: run `cargo build -p uploader`",
-        p.display()
-    );
-    p
+    test_rigs::process::sibling_binary(env!("CARGO_BIN_EXE_seg-cam"), name)
 }
 
 /// Final segment names in `dir`.

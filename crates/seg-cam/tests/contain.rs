@@ -121,16 +121,7 @@ fn finals(dir: &Path) -> (usize, u64) {
 }
 
 fn sibling(name: &str) -> PathBuf {
-    let p = Path::new(env!("CARGO_BIN_EXE_seg-cam"))
-        .parent()
-        .unwrap()
-        .join(name);
-    assert!(
-        p.exists(),
-        "{} is not built: run `cargo build -p uploader`",
-        p.display()
-    );
-    p
+    test_rigs::process::sibling_binary(env!("CARGO_BIN_EXE_seg-cam"), name)
 }
 
 fn spawn(

@@ -11,6 +11,7 @@ use std::fmt;
 use std::io;
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus};
 use std::sync::mpsc;
 use std::sync::{Mutex, OnceLock};
@@ -201,6 +202,21 @@ pub fn wait_for_tcp(addr: SocketAddr, deadline: Instant) -> Result<(), TimedOut>
         what: format!("a TCP listener on {addr}"),
         ..e
     })
+}
+
+/// A binary built beside `exe` (a test's `env!("CARGO_BIN_EXE_…")`) in the same target
+/// directory; panics with the command that builds it when it is not there.
+pub fn sibling_binary(exe: &str, name: &str) -> PathBuf {
+    let p = Path::new(exe)
+        .parent()
+        .expect("a built binary lives in a directory")
+        .join(name);
+    assert!(
+        p.exists(),
+        "{} is not built: run `cargo build -p {name}` (cargo test --workspace builds it)",
+        p.display()
+    );
+    p
 }
 
 /// A TCP port on 127.0.0.1 that was free a moment ago.

@@ -31,16 +31,7 @@ fn iso(t: DateTime<Utc>) -> String {
 
 /// A sibling binary of `visdcam` in the same target directory.
 fn sibling(name: &str) -> PathBuf {
-    let p = Path::new(env!("CARGO_BIN_EXE_visdcam"))
-        .parent()
-        .unwrap()
-        .join(name);
-    assert!(
-        p.exists(),
-        "{} is not built: run `cargo build -p seg-cam -p uploader` (cargo test --workspace does)",
-        p.display()
-    );
-    p
+    test_rigs::process::sibling_binary(env!("CARGO_BIN_EXE_visdcam"), name)
 }
 
 /// A configuration directory and credentials for the rig.

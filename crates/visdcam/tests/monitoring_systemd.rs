@@ -27,16 +27,7 @@ fn shipped(name: &str) -> PathBuf {
 }
 
 fn sibling(name: &str) -> PathBuf {
-    let p = Path::new(env!("CARGO_BIN_EXE_visdcam"))
-        .parent()
-        .unwrap()
-        .join(name);
-    assert!(
-        p.exists(),
-        "{} is not built: cargo build -p seg-cam -p uploader",
-        p.display()
-    );
-    p
+    test_rigs::process::sibling_binary(env!("CARGO_BIN_EXE_visdcam"), name)
 }
 
 /// A webhook receiver on the host's 127.0.0.1 keeping the JSON bodies.

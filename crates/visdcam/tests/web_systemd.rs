@@ -29,16 +29,7 @@ use test_rigs::process::{free_port, wait_for_tcp, wait_until};
 use test_rigs::s3::S3Rig;
 
 fn sibling(name: &str) -> PathBuf {
-    let p = Path::new(env!("CARGO_BIN_EXE_visdcam"))
-        .parent()
-        .unwrap()
-        .join(name);
-    assert!(
-        p.exists(),
-        "{} is not built: run `cargo build -p seg-cam -p uploader`",
-        p.display()
-    );
-    p
+    test_rigs::process::sibling_binary(env!("CARGO_BIN_EXE_visdcam"), name)
 }
 
 fn shipped(name: &str) -> PathBuf {
