@@ -19,6 +19,7 @@ const LONG_TESTS: &[(&str, &str)] = &[
     ("uploader", "upload"),
     ("uploader", "watchdog"),
     ("seg-cam", "contain"),
+    ("seg-cam", "memory"),
 ];
 
 /// Test targets with `#[ignore]`d tests that boot systemd in a container (root,
