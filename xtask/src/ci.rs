@@ -22,6 +22,7 @@ const LONG_TESTS: &[(&str, &str)] = &[
     // Five live viewers for a minute against the recording (needs seg-cam, built by the
     // workspace test step).
     ("visdcam", "web"),
+    ("seg-cam", "memory"),
 ];
 
 /// Test targets with `#[ignore]`d tests that boot systemd in a container (root,

@@ -7,8 +7,8 @@
 //! matrix and the record of the longest run: docs/reliability.md.
 //!
 //! - Tracks of faults, each with at most one fault at a time, every class of a track played
-//!   once (shuffled) before any repeats: the store (503 storm, 500s, cut uploads, the server
-//!   down, a silent black hole), each camera (close, stall, reboot, corrupt frames, HTML,
+//!   once (shuffled) before any repeats: the store (503 storm, 500s, cut uploads, the store
+//!   down, a silent black hole: `test_rigs::proxy::FaultProxy`), each camera (close, stall, reboot, corrupt frames, HTML,
 //!   404), the daemons (`kill -9`, a SIGSTOP shorter than half the unit's `WatchdogSec` and
 //!   one longer than all of it, then SIGCONT), RAM pressure (a ballast file leaves the RAM
 //!   disk under `RAM_MIN_FREE_MB`), and one container reboot (no daemon fault or ballast near
@@ -16,8 +16,11 @@
 //! - The ledger's witness is on the host: inotify on each camera's RAM directory through
 //!   `/proc/<container pid 1>/root/mnt/ramcam/camN` sees every `seg-*.ts` appear (the
 //!   recorder's rename; the directory is listed again whenever the watch is made) and be
-//!   deleted; the bytes are read (size, MD5, mtime) as soon as the name appears. At the end the
-//!   recorders are stopped (their partials handed off) and the queues drain; then every
+//!   deleted; the bytes are read (size, MD5, mtime) as soon as the name appears (or from the
+//!   `.part` as the recorder closes it). At the end (after the cool-down: no unit failed,
+//!   restarts only those the schedule caused, RSS flat, journal bounded, nothing written
+//!   outside RAM and /run) the recorders are stopped (their partials handed off) and the
+//!   queues drain; then every
 //!   segment is either in the bucket exactly once (found by its `visdcam-start-ms` metadata,
 //!   with its bytes and the key of its mtime), or deleted unuploaded and covered by the
 //!   daemons' drop counters (RAM budget), or was queued in RAM when the container went down for
