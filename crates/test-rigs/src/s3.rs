@@ -526,51 +526,21 @@ impl S3Rig {
 
     /// The bytes of `key` and its ETag header, quotes removed. Panics unless 200.
     pub fn get_object_with_etag(&self, key: &str) -> (Vec<u8>, String) {
-        let bucket = self.bucket_handle(self.bucket());
-        let creds = self.credentials();
-        let url = bucket.get_object(Some(&creds), key).sign(PRESIGN);
-        let mut response = self
-            .agent
-            .get(url.as_str())
-            .call()
-            .unwrap_or_else(|e| panic!("GetObject {key}: {e}"));
-        let status = response.status().as_u16();
-        let etag = response
-            .headers()
+        let (body, headers) = self.get_object_and_headers(key);
+        let etag = headers
             .get("etag")
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .trim_matches('"')
             .to_owned();
-        let body = response
-            .body_mut()
-            .with_config()
-            .limit(u64::MAX)
-            .read_to_vec()
-            .unwrap_or_else(|e| panic!("GetObject {key}: reading the body: {e}"));
-        assert_eq!(
-            status,
-            200,
-            "GetObject {key}: {}",
-            String::from_utf8_lossy(&body)
-        );
         (body, etag)
     }
 
     /// The bytes of `key` and its user metadata (`x-amz-meta-NAME` headers, as `NAME` →
     /// value). Panics unless 200.
     pub fn get_object_with_meta(&self, key: &str) -> (Vec<u8>, BTreeMap<String, String>) {
-        let bucket = self.bucket_handle(self.bucket());
-        let creds = self.credentials();
-        let url = bucket.get_object(Some(&creds), key).sign(PRESIGN);
-        let mut response = self
-            .agent
-            .get(url.as_str())
-            .call()
-            .unwrap_or_else(|e| panic!("GetObject {key}: {e}"));
-        let status = response.status().as_u16();
-        let meta: BTreeMap<String, String> = response
-            .headers()
+        let (body, headers) = self.get_object_and_headers(key);
+        let meta = headers
             .iter()
             .filter_map(|(name, value)| {
                 let name = name.as_str().to_ascii_lowercase();
@@ -578,6 +548,21 @@ impl S3Rig {
                 Some((short, value.to_str().ok()?.to_owned()))
             })
             .collect();
+        (body, meta)
+    }
+
+    /// One signed GET of `key`: its bytes and the response headers. Panics unless 200.
+    fn get_object_and_headers(&self, key: &str) -> (Vec<u8>, ureq::http::HeaderMap) {
+        let bucket = self.bucket_handle(self.bucket());
+        let creds = self.credentials();
+        let url = bucket.get_object(Some(&creds), key).sign(PRESIGN);
+        let mut response = self
+            .agent
+            .get(url.as_str())
+            .call()
+            .unwrap_or_else(|e| panic!("GetObject {key}: {e}"));
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
         let body = response
             .body_mut()
             .with_config()
@@ -590,7 +575,7 @@ impl S3Rig {
             "GetObject {key}: {}",
             String::from_utf8_lossy(&body)
         );
-        (body, meta)
+        (body, headers)
     }
 
     /// Stores `body` under `key` in the rig's bucket (to seed a test). Panics unless 200.
