@@ -263,7 +263,9 @@ fn record_once(
             c.arg("-e").args(
                 format!(
                     "souphttpsrc location={url} is-live=true do-timestamp=true ! \
-                     multipartdemux single-stream=true ! jpegdec ! videoconvert ! \
+                     multipartdemux single-stream=true ! \
+                     queue leaky=downstream max-size-buffers=30 max-size-time=2000000000 \
+                     max-size-bytes=16777216 ! jpegdec ! videoconvert ! \
                      video/x-raw,format=I420 ! \
                      x264enc tune=zerolatency speed-preset=ultrafast key-int-max=30 bitrate=1000 ! \
                      h264parse config-interval=-1 ! splitmuxsink muxer=mpegtsmux \
@@ -443,6 +445,61 @@ fn recorder(quick: bool, report: &mut Report) -> Result<(), String> {
             ],
         );
     }
+    Ok(())
+}
+
+/// Frames per CPU-second of seg-cam alone at each ESP32-CAM size (x264, the default preset):
+/// how many cameras at which size one core carries. The hardware encoder (v4l2h264enc on a
+/// Pi 4's bcm2835-codec) cannot be measured here and is listed as such.
+fn per_frame(quick: bool, report: &mut Report) -> Result<(), String> {
+    let cases: &[(&str, u32)] = if quick {
+        &[("320x240", 10)]
+    } else {
+        &[("320x240", 10), ("800x600", 15), ("1600x1200", 10)]
+    };
+    let (secs, runs) = if quick { (5, 1) } else { (30, 2) };
+    for (size, fps) in cases {
+        let mut rates = Vec::new();
+        let mut cpu = Vec::new();
+        for r in 0..runs {
+            eprintln!("bench: per-frame seg-cam {size}@{fps} run {}/{runs}", r + 1);
+            let (usage, frames) = record_once("seg-cam", size, *fps, secs, 10)?;
+            if usage.cpu_s > 0.0 {
+                rates.push(frames as f64 / usage.cpu_s);
+            }
+            cpu.push(usage.cpu_s / secs as f64 * 100.0);
+        }
+        let rate = median(rates);
+        let cpu_pct = median(cpu);
+        report.row(
+            "per frame",
+            &format!("seg-cam x264 ultrafast, {size} {fps} fps, {secs} s, median of {runs}"),
+            json!({"size": size, "fps": fps, "encoder": "x264", "frames_per_cpu_s": rate,
+                   "cpu_percent": cpu_pct}),
+            vec![
+                format!(
+                    "{rate:.0} frames per CPU-second ({:.2} ms of CPU per frame)",
+                    1000.0 / rate
+                ),
+                format!(
+                    "{cpu_pct:.1} % of one core at {fps} fps: {:.1} such cameras per core here",
+                    rate / f64::from(*fps)
+                ),
+            ],
+        );
+    }
+    report.row(
+        "per frame",
+        "v4l2h264enc (hardware, ENCODER=v4l2): needs a Pi 4",
+        json!({"encoder": "v4l2", "measured": false,
+               "why": "no bcm2835-codec (/dev/video11) on this machine"}),
+        vec![
+            "not measured: needs a Pi 4 (bcm2835-codec, /dev/video11). The encode itself runs \
+             on the VPU; seg-cam's CPU is then JPEG decoding and the copy into the encoder's \
+             buffers. Budget: 245 760 macroblocks/s shared by all cameras (docs/design/encoder.md)."
+                .into(),
+        ],
+    );
     Ok(())
 }
 
@@ -1082,7 +1139,11 @@ pub fn bench(args: &[String]) -> Result<(), String> {
     let dir = root().join("target/bench");
     fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     type Section = fn(bool, &mut Report) -> Result<(), String>;
-    let sections: [(&str, Section); 2] = [("recorder", recorder), ("uploader", uploader)];
+    let sections: [(&str, Section); 3] = [
+        ("recorder", recorder),
+        ("uploader", uploader),
+        ("per-frame", per_frame),
+    ];
     let mut results = Vec::new();
     for (name, section) in sections {
         if !only(name) {

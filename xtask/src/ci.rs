@@ -8,17 +8,18 @@
 //! step, the passed/failed/ignored totals from cargo test's `test result:` lines, then a grand
 //! total: what the run really exercised.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::testrun::{run_tests, Totals};
-use crate::util::{cargo, run};
+use crate::util::{cargo, ignored_tests, run};
 
 /// Test targets with `#[ignore]`d long tests that need nothing but time (run with `--ignored`).
 const LONG_TESTS: &[(&str, &str)] = &[
     ("uploader", "upload"),
     ("uploader", "watchdog"),
     ("seg-cam", "contain"),
+    // The recorder under a 4 % CPU quota at 1600×1200 (root: a cgroup of its own).
+    ("seg-cam", "slow"),
     // Five live viewers for a minute against the recording (needs seg-cam, built by the
     // workspace test step).
     ("visdcam", "web"),
@@ -152,14 +153,6 @@ impl Run {
     }
 }
 
-/// `cargo test -p <package> --test <test> -- --ignored [extra...]`.
-fn ignored_tests(package: &str, test: &str, extra: &[&str]) -> Command {
-    let mut cmd = cargo();
-    cmd.args(["test", "-p", package, "--test", test, "--", "--ignored"])
-        .args(extra);
-    cmd
-}
-
 pub fn ci(args: &[String]) -> Result<(), String> {
     let e2e = !args.iter().any(|a| a == "--no-e2e");
     let arm64 = !args.iter().any(|a| a == "--no-arm64");
@@ -214,6 +207,8 @@ pub fn ci(args: &[String]) -> Result<(), String> {
             r.plain("deb arm64 (cross build)", || {
                 crate::deb::build_deb(Some("aarch64-unknown-linux-gnu")).map(drop)
             })?;
+            // The package installed with apt in an arm64 root and run under qemu-user.
+            r.tests("arm64 check --ignored", true, crate::arm64::check)?;
         } else {
             eprintln!("ci: arm64 package skipped (--no-arm64)");
         }

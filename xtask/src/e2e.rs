@@ -8,7 +8,7 @@
 //! machine has two cores).
 
 use crate::testrun::{run_tests, Totals};
-use crate::util::{cargo, root, run};
+use crate::util::{cargo, ignored_tests, root, run};
 
 pub fn e2e(args: &[String]) -> Result<(), String> {
     let (res, totals) = e2e_tests(args);
@@ -33,17 +33,7 @@ pub fn e2e_tests(args: &[String]) -> (Result<(), String>, Totals) {
         Err(e) => return (Err(e), Totals::default()),
     };
     run_tests(
-        cargo()
-            .args([
-                "test",
-                "-p",
-                "visdcam",
-                "--test",
-                "e2e",
-                "--",
-                "--ignored",
-                "--test-threads=1",
-            ])
+        ignored_tests("visdcam", "e2e", &["--test-threads=1"])
             .args(args)
             .env("VISDCAM_DEB", &deb)
             .env(

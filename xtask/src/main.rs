@@ -2,6 +2,7 @@
 //!
 //! `ci` is what CI runs (via `.ci/run`); green locally means green in CI.
 
+mod arm64;
 mod bench;
 mod ci;
 mod deb;
@@ -32,11 +33,14 @@ Commands:
                   build release binaries and the .deb into target/dist
   e2e [FILTER]    build the .deb and test it installed on systemd in a container
                   (the #[ignore]d tests of crates/visdcam/tests/e2e.rs, with --ignored)
+  arm64           the arm64 .deb installed with apt in an arm64 Debian 12 root (debootstrap,
+                  qemu-user via binfmt_misc), then --version of every binary, a recording
+                  uploaded to a local S3 server, doctor (ci runs it after the arm64 .deb)
   soak [--minutes N] [--seed S]
                   build the .deb, then run it in a container with three cameras and the S3
                   rig under a seeded random schedule of faults for N minutes (default 10);
                   ends with the ledger of every segment (docs/reliability.md)
-  bench [--quick] [--only=recorder|uploader]
+  bench [--quick] [--only=recorder|uploader|per-frame]
                   seg-cam vs gst-launch vs ffmpeg, uploader vs aws-cli: CPU, RSS, ratios;
                   writes docs/benchmarks.md (full run) and target/bench/results.json
   help            this text
@@ -56,6 +60,7 @@ fn main() {
         "e2e" => e2e::e2e(rest),
         "soak" => soak::soak(rest),
         "bench" => bench::bench(rest),
+        "arm64" => arm64::arm64(rest),
         "help" | "-h" | "--help" => {
             print!("{HELP}");
             Ok(())

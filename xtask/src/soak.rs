@@ -6,7 +6,7 @@
 //! `VISDCAM_SOAK_SEED`. docs/reliability.md says what it checks.
 
 use crate::testrun::{run_tests, Totals};
-use crate::util::cargo;
+use crate::util::ignored_tests;
 
 /// The soak's length when `--minutes` is not given (CI's; docs/reliability.md records longer).
 pub const DEFAULT_MINUTES: u64 = 10;
@@ -58,18 +58,7 @@ pub fn soak_test(minutes: u64, seed: Option<u64>) -> (Result<(), String>, Totals
     });
     eprintln!("soak: {minutes} min, seed {seed} (again: cargo xtask soak --minutes {minutes} --seed {seed})");
     run_tests(
-        cargo()
-            .args([
-                "test",
-                "-p",
-                "visdcam",
-                "--test",
-                "soak",
-                "--",
-                "--ignored",
-                "--nocapture",
-                "--test-threads=1",
-            ])
+        ignored_tests("visdcam", "soak", &["--nocapture", "--test-threads=1"])
             .env("VISDCAM_DEB", &deb)
             .env("VISDCAM_SOAK_MINUTES", minutes.to_string())
             .env("VISDCAM_SOAK_SEED", seed.to_string()),

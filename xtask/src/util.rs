@@ -38,3 +38,11 @@ pub fn describe(cmd: &Command) -> String {
 pub fn cargo() -> Command {
     Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
 }
+
+/// `cargo test -p <package> --test <test> -- --ignored [extra...]`.
+pub fn ignored_tests(package: &str, test: &str, extra: &[&str]) -> Command {
+    let mut cmd = cargo();
+    cmd.args(["test", "-p", package, "--test", test, "--", "--ignored"])
+        .args(extra);
+    cmd
+}

@@ -7,6 +7,7 @@
 //! elements (the message names the Debian package), 78 (EX_CONFIG) configuration error.
 
 mod budget;
+mod encoder;
 mod handoff;
 mod live;
 mod pipeline;

@@ -1,12 +1,19 @@
 //! The recording pipeline for one camera connection, built element by element:
 //!
 //! ```text
-//! {souphttpsrc} ─ {multipartdemux} ┄(pad-added)┄ {jpegdec} ─ {videoconvert} ─ {capsfilter I420}
-//!     ─ {x264enc} ─ {h264parse} ─ {splitmuxsink: mpegtsmux + filesink}
-//!  ▲ parts counted here            ▲ frames counted here  ▲ split grid: force a keyframe and
+//! {souphttpsrc} ─ {multipartdemux} ┄(pad-added)┄ {queue, leaky} ─ {jpegdec} ─ {videoconvert}
+//!     ─ {capsfilter I420 | NV12} ─ {x264enc | v4l2h264enc ─ capsfilter profile, level}
+//!     ─ {h264parse} ─ {splitmuxsink: mpegtsmux + filesink}
+//!  ▲ parts counted here  ▲ drops counted   ▲ frames counted  ▲ split grid: force a keyframe and
 //!  ▲ live feed: each part (JPEG)                            split-at-running-time every SEG_SECONDS
-//!    offered to crate::live
+//!    offered to crate::live                                 encoded frames counted at h264parse
 //! ```
+//!
+//! - The queue after the demuxer is the one place frames wait, and it is bounded
+//!   ([`QUEUE_FRAMES`], [`QUEUE_TIME`]) and leaky: when decoding and encoding cannot keep up
+//!   with the camera, the oldest JPEG is dropped (before any work was spent on it) rather than
+//!   memory growing. Its thread boundary also keeps the source reading at network pace, so
+//!   arrival timestamps stay true and a segment's playback time stays its wall time.
 //!
 //! - The live feed is a pad probe on multipartdemux's source pad, not a branch of the
 //!   pipeline: it takes a reference to each part (the camera's JPEG, undecoded) and offers it
@@ -44,6 +51,7 @@ use visdcam_daemon::clock::ClockSource;
 pub const ELEMENTS: &[(&str, &str)] = &[
     ("souphttpsrc", "gstreamer1.0-plugins-good"),
     ("multipartdemux", "gstreamer1.0-plugins-good"),
+    ("queue", "libgstreamer1.0-0"),
     ("jpegdec", "gstreamer1.0-plugins-good"),
     ("videoconvert", "gstreamer1.0-plugins-base"),
     ("capsfilter", "libgstreamer1.0-0"),
@@ -86,6 +94,9 @@ pub struct PipelineConfig {
     pub x264_preset: String,
     pub bitrate_kbps: u32,
     pub keyframe_interval: u32,
+    /// The encoder this pipeline is built with (the start probe's and fallbacks' choice).
+    pub encoder: visdcam_core::encoder::Encoder,
+    pub encoder_device: PathBuf,
     /// souphttpsrc's socket timeout: longer than the recorder's own stall timeout, so the
     /// recorder decides (souphttpsrc would retry with a Range header the camera ignores).
     pub socket_timeout_s: u32,
@@ -101,6 +112,15 @@ pub struct Counters {
     epoch: Instant,
     parts: AtomicU64,
     frames: AtomicU64,
+    /// Frames that left the leaky queue (the rest of `parts` was dropped or still waits).
+    dequeued: AtomicU64,
+    /// Encoded frames out of the encoder.
+    encoded: AtomicU64,
+    /// Running time (ns + 1) of the newest part's arrival and the PTS (its arrival time) of
+    /// the newest encoded frame out (0: none yet).
+    last_in_pts: AtomicU64,
+    last_out_pts: AtomicU64,
+    first_in_pts: AtomicU64,
     /// Milliseconds since `epoch` + 1 of the last part / frame (0: none yet).
     last_part: AtomicU64,
     last_frame: AtomicU64,
@@ -140,6 +160,11 @@ impl Counters {
             epoch: Instant::now(),
             parts: AtomicU64::new(0),
             frames: AtomicU64::new(0),
+            dequeued: AtomicU64::new(0),
+            encoded: AtomicU64::new(0),
+            last_in_pts: AtomicU64::new(0),
+            last_out_pts: AtomicU64::new(0),
+            first_in_pts: AtomicU64::new(0),
             last_part: AtomicU64::new(0),
             last_frame: AtomicU64::new(0),
             opened: Mutex::new(RecentParts::default()),
@@ -168,6 +193,30 @@ impl Counters {
         self.frames.load(Ordering::Relaxed)
     }
 
+    pub fn dequeued(&self) -> u64 {
+        self.dequeued.load(Ordering::Relaxed)
+    }
+
+    pub fn encoded(&self) -> u64 {
+        self.encoded.load(Ordering::Relaxed)
+    }
+
+    /// How far the encoder's output is behind the newest frame in, by their arrival times.
+    pub fn lag(&self) -> Duration {
+        let (i, o) = (
+            self.last_in_pts.load(Ordering::Relaxed),
+            self.last_out_pts.load(Ordering::Relaxed),
+        );
+        match (i, o) {
+            (0, _) => Duration::ZERO,
+            // Nothing encoded yet: behind by everything that came in.
+            (i, 0) => {
+                Duration::from_nanos(i.saturating_sub(self.first_in_pts.load(Ordering::Relaxed)))
+            }
+            (i, o) => Duration::from_nanos(i.saturating_sub(o)),
+        }
+    }
+
     pub fn last_part(&self) -> Option<Instant> {
         self.read(&self.last_part)
     }
@@ -193,10 +242,44 @@ impl Counters {
     }
 }
 
+/// JPEG frames the queue before the decoder holds at most.
+pub const QUEUE_FRAMES: u32 = 30;
+/// The longest the queue before the decoder holds frames (by their arrival times).
+pub const QUEUE_TIME: Duration = Duration::from_secs(2);
+/// Its memory bound (30 large JPEGs are well under it).
+pub const QUEUE_BYTES: u32 = 16 * 1024 * 1024;
+
 /// A built pipeline and its counters.
 pub struct Recording {
     pub pipeline: gst::Pipeline,
     pub counters: Arc<Counters>,
+    /// The leaky queue (its current level).
+    pub queue: gst::Element,
+    /// jpegdec (its output caps give the frame size).
+    pub dec: gst::Element,
+    /// The encoder element (an error from it is the encoder failing).
+    pub enc: gst::Element,
+}
+
+impl Recording {
+    /// Frames the leaky queue dropped so far.
+    pub fn dropped(&self) -> u64 {
+        let level = u64::from(self.queue.property::<u32>("current-level-buffers"));
+        self.counters
+            .parts()
+            .saturating_sub(self.counters.dequeued())
+            .saturating_sub(level)
+    }
+
+    /// The decoded frame size, once known.
+    pub fn frame_size(&self) -> Option<(u32, u32)> {
+        let caps = self.dec.static_pad("src")?.current_caps()?;
+        let s = caps.structure(0)?;
+        Some((
+            s.get::<i32>("width").ok()? as u32,
+            s.get::<i32>("height").ok()? as u32,
+        ))
+    }
 }
 
 /// Building failed: an element is missing or refused a link (a broken installation).
@@ -249,18 +332,40 @@ impl Recording {
         // Corrupt frames are skipped, never fatal (a stream of them counts as a stall).
         dec.set_property("max-errors", -1i32);
         let convert = make("videoconvert", "convert")?;
-        let caps = make("capsfilter", "i420")?;
+        let queue = make("queue", "inq")?;
+        queue.set_property("max-size-buffers", QUEUE_FRAMES);
+        queue.set_property("max-size-time", QUEUE_TIME.as_nanos() as u64);
+        queue.set_property("max-size-bytes", QUEUE_BYTES);
+        queue.set_property_from_str("leaky", "downstream");
+        let caps = make("capsfilter", "raw")?;
         caps.set_property(
             "caps",
             gst::Caps::builder("video/x-raw")
-                .field("format", "I420")
+                .field("format", visdcam_core::encoder::raw_format(cfg.encoder))
                 .build(),
         );
-        let enc = make("x264enc", "enc")?;
-        enc.set_property_from_str("speed-preset", &cfg.x264_preset);
-        enc.set_property_from_str("tune", "zerolatency");
-        enc.set_property("bitrate", cfg.bitrate_kbps);
-        enc.set_property("key-int-max", cfg.keyframe_interval);
+        use visdcam_core::encoder::Encoder;
+        let (enc, enc_caps) = match cfg.encoder {
+            Encoder::X264 => {
+                let enc = make("x264enc", "enc")?;
+                enc.set_property_from_str("speed-preset", &cfg.x264_preset);
+                enc.set_property_from_str("tune", "zerolatency");
+                enc.set_property("bitrate", cfg.bitrate_kbps);
+                enc.set_property("key-int-max", cfg.keyframe_interval);
+                (enc, None)
+            }
+            Encoder::V4l2 => {
+                let enc = crate::encoder::hardware_element(
+                    &cfg.encoder_device,
+                    cfg.bitrate_kbps,
+                    cfg.keyframe_interval,
+                )
+                .map_err(BuildError)?;
+                let c = make("capsfilter", "h264caps")?;
+                c.set_property("caps", crate::encoder::output_caps());
+                (enc, Some(c))
+            }
+        };
         let parse = make("h264parse", "parse")?;
         // SPS/PPS before every keyframe: each segment decodes on its own.
         parse.set_property("config-interval", -1i32);
@@ -276,17 +381,27 @@ impl Recording {
         sink.set_property("send-keyframe-requests", false);
 
         pipeline
-            .add_many([&src, &demux, &dec, &convert, &caps, &enc, &parse, &sink])
+            .add_many([
+                &src, &demux, &queue, &dec, &convert, &caps, &enc, &parse, &sink,
+            ])
             .map_err(|e| BuildError(e.to_string()))?;
+        if let Some(c) = &enc_caps {
+            pipeline.add(c).map_err(|e| BuildError(e.to_string()))?;
+        }
         src.link(&demux)
             .map_err(|e| BuildError(format!("souphttpsrc ! multipartdemux: {e}")))?;
-        gst::Element::link_many([&dec, &convert, &caps, &enc, &parse, &sink])
-            .map_err(|e| BuildError(format!("jpegdec ! ... ! splitmuxsink: {e}")))?;
+        let mut chain = vec![&queue, &dec, &convert, &caps, &enc];
+        if let Some(c) = &enc_caps {
+            chain.push(c);
+        }
+        chain.extend([&parse, &sink]);
+        gst::Element::link_many(chain)
+            .map_err(|e| BuildError(format!("queue ! jpegdec ! ... ! splitmuxsink: {e}")))?;
 
         // multipartdemux adds its pad on the first part.
-        let dec_sink = dec
+        let dec_sink = queue
             .static_pad("sink")
-            .ok_or_else(|| BuildError("jpegdec has no sink pad".into()))?;
+            .ok_or_else(|| BuildError("queue has no sink pad".into()))?;
         let c = counters.clone();
         let live = cfg.live.clone();
         demux.connect_pad_added(move |_, pad| {
@@ -299,9 +414,24 @@ impl Recording {
             }
             let c = c.clone();
             let live = live.clone();
-            pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+            pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
                 c.parts.fetch_add(1, Ordering::Relaxed);
                 c.stamp(&c.last_part);
+                // The arrival in running time (the source's timestamps are running times of
+                // arrival; multipartdemux's parts need not carry them).
+                let arrival = pad
+                    .parent_element()
+                    .and_then(|e| e.current_running_time())
+                    .or_else(|| info.buffer().and_then(|b| b.pts()));
+                if let Some(pts) = arrival {
+                    c.last_in_pts.store(pts.nseconds() + 1, Ordering::Relaxed);
+                    let _ = c.first_in_pts.compare_exchange(
+                        0,
+                        pts.nseconds() + 1,
+                        Ordering::Relaxed,
+                        Ordering::Relaxed,
+                    );
+                }
                 if let (Some(live), Some(buffer)) = (&live, info.buffer()) {
                     live.offer(buffer);
                 }
@@ -309,6 +439,31 @@ impl Recording {
             });
         });
 
+        let c = counters.clone();
+        queue
+            .static_pad("src")
+            .ok_or_else(|| BuildError("queue has no src pad".into()))?
+            .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+                c.dequeued.fetch_add(1, Ordering::Relaxed);
+                gst::PadProbeReturn::Ok
+            });
+        let c = counters.clone();
+        parse
+            .static_pad("sink")
+            .ok_or_else(|| BuildError("h264parse has no sink pad".into()))?
+            .add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
+                c.encoded.fetch_add(1, Ordering::Relaxed);
+                // The encoder shifts timestamps (x264enc by 1000 hours) in its segment: compare
+                // running times.
+                if let Some(pts) = info.buffer().and_then(|b| b.pts()) {
+                    let segment = pad
+                        .sticky_event::<gst::event::Segment>(0)
+                        .map(|e| e.segment().clone());
+                    let rt = running_time(pts, segment.as_ref());
+                    c.last_out_pts.store(rt.nseconds() + 1, Ordering::Relaxed);
+                }
+                gst::PadProbeReturn::Ok
+            });
         let c = counters.clone();
         dec.static_pad("src")
             .ok_or_else(|| BuildError("jpegdec has no src pad".into()))?
@@ -321,7 +476,7 @@ impl Recording {
         // The split grid: force a keyframe and split there every SEG_SECONDS.
         let enc_sink = enc
             .static_pad("sink")
-            .ok_or_else(|| BuildError("x264enc has no sink pad".into()))?;
+            .ok_or_else(|| BuildError("the encoder has no sink pad".into()))?;
         let split_weak = sink.downgrade();
         let grid = Mutex::new(SplitGrid::new(cfg.seg));
         caps.static_pad("src")
@@ -347,7 +502,7 @@ impl Recording {
                         .field("count", 0u32)
                         .build();
                     if !enc_sink.send_event(gst::event::CustomDownstream::new(s)) {
-                        log::warn!("x264enc refused a keyframe request");
+                        log::warn!("the encoder refused a keyframe request");
                     }
                     if let Some(split) = split_weak.upgrade() {
                         split.emit_by_name::<()>("split-at-running-time", &[&rt.nseconds()]);
@@ -384,7 +539,13 @@ impl Recording {
             Some(path.to_string_lossy().into_owned().to_value())
         });
 
-        Ok(Recording { pipeline, counters })
+        Ok(Recording {
+            pipeline,
+            counters,
+            queue,
+            dec,
+            enc,
+        })
     }
 }
 

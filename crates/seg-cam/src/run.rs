@@ -23,6 +23,68 @@ use visdcam_daemon::shutdown;
 use crate::budget::Budget;
 use crate::handoff::{self, Handoff, Outcome};
 use crate::pipeline::{BuildError, PipelineConfig, Recording};
+use visdcam_core::encoder::{self, Choice, Encoder, Load};
+
+/// The recorder's own CPU time (user + system), from getrusage.
+fn cpu_time() -> Duration {
+    use nix::sys::resource::{getrusage, UsageWho};
+    match getrusage(UsageWho::RUSAGE_SELF) {
+        Ok(u) => {
+            let t = |v: nix::sys::time::TimeVal| {
+                Duration::new(v.tv_sec().max(0) as u64, (v.tv_usec().max(0) as u32) * 1000)
+            };
+            t(u.user_time()) + t(u.system_time())
+        }
+        Err(_) => Duration::ZERO,
+    }
+}
+
+/// Decoded frames after which a hardware encoder that gave back none is failing.
+const SILENT_ENCODER_FRAMES: u64 = 30;
+
+/// The window the "cannot keep up" verdict counts drops over.
+const DROP_WINDOW: Duration = Duration::from_secs(60);
+
+/// The recorder's load over the last second and minute: CPU use and queue drops.
+struct LoadMeter {
+    last: Option<(Instant, Duration)>,
+    cpu_percent: f64,
+    drops: VecDeque<(Instant, u64)>,
+    /// Drops of earlier connections (the counters start at 0 with each pipeline).
+    dropped_before: u64,
+}
+
+impl LoadMeter {
+    fn new() -> LoadMeter {
+        LoadMeter {
+            last: None,
+            cpu_percent: 0.0,
+            drops: VecDeque::new(),
+            dropped_before: 0,
+        }
+    }
+
+    fn sample(&mut self, now: Instant, dropped_total: u64) -> u64 {
+        let cpu = cpu_time();
+        if let Some((t, c)) = self.last {
+            let wall = now.duration_since(t).as_secs_f64();
+            if wall > 0.0 {
+                self.cpu_percent = cpu.saturating_sub(c).as_secs_f64() / wall * 100.0;
+            }
+        }
+        self.last = Some((now, cpu));
+        self.drops.push_back((now, dropped_total));
+        while self
+            .drops
+            .front()
+            .is_some_and(|(t, _)| now.duration_since(*t) > DROP_WINDOW)
+        {
+            self.drops.pop_front();
+        }
+        let oldest = self.drops.front().map(|(_, d)| *d).unwrap_or(dropped_total);
+        dropped_total.saturating_sub(oldest)
+    }
+}
 
 /// How long a pipeline may take to drain to EOS (close its last segment) before it is
 /// stopped anyway; the partial it leaves is then finalised like a crash leftover.
@@ -62,6 +124,11 @@ pub struct Recorder {
     handed_off: VecDeque<Instant>,
     ready: bool,
     failures: u64,
+    /// The encoder in use and why.
+    choice: Choice,
+    load: LoadMeter,
+    /// What the last second measured (STATUS= while recording, and the load file).
+    last_load: Option<Load>,
     /// Frames flowed in an earlier connection of this process (the next flow is a reconnect).
     recorded: bool,
 }
@@ -93,7 +160,15 @@ impl Recorder {
                 None
             }
         };
+        let choice = choose_encoder(settings);
+        if choice.warn {
+            log::warn!("encoder: {choice}");
+        } else {
+            log::info!("encoder: {choice}");
+        }
         let cfg = PipelineConfig {
+            encoder: choice.encoder,
+            encoder_device: settings.encoder_device.clone(),
             url: url.to_string(),
             dir,
             seg: Duration::from_secs(settings.seg_seconds.into()),
@@ -117,8 +192,38 @@ impl Recorder {
             handed_off: VecDeque::new(),
             ready: false,
             failures: 0,
+            choice,
+            load: LoadMeter::new(),
+            last_load: None,
             recorded: false,
         }
+    }
+
+    /// Measures the load of the running pipeline, writes the load file and keeps the figures
+    /// for STATUS=.
+    fn measure(&mut self, rec: &Recording, now: Instant, fps: Option<f64>) {
+        let dropped = self.load.dropped_before + rec.dropped();
+        let recent = self.load.sample(now, dropped);
+        let (width, height) = rec.frame_size().unwrap_or((0, 0));
+        let load = Load {
+            encoder: self.choice.encoder.name().to_string(),
+            encoder_why: self.choice.why.clone(),
+            frames_in: rec.counters.parts(),
+            frames_out: rec.counters.encoded(),
+            dropped,
+            dropped_recent: recent,
+            lag_ms: rec.counters.lag().as_millis() as u64,
+            cpu_percent: self.load.cpu_percent,
+            width,
+            height,
+            fps: fps.unwrap_or(0.0),
+            x264_preset: self.cfg.x264_preset.clone(),
+        };
+        let file = self.handoff.dir().join(encoder::LOAD_FILE);
+        if let Err(e) = visdcam_daemon::fsutil::write_atomic(&file, load.render().as_bytes()) {
+            log::debug!("writing {}: {e}", file.display());
+        }
+        self.last_load = Some(load);
     }
 
     /// Records until SIGTERM/SIGINT. Only a broken installation (a pipeline that cannot be
@@ -215,6 +320,9 @@ impl Recorder {
     fn say(&mut self, activity: &Activity) {
         let drops = self.budget.stats();
         let mut text = activity.to_string();
+        if let (Activity::Recording { .. }, Some(load)) = (activity, &self.last_load) {
+            text.push_str(&load.status_suffix());
+        }
         if drops.dropped > 0 {
             text.push_str(&format!(
                 "; dropped {} ({}) over the RAM budget",
@@ -262,7 +370,9 @@ impl Recorder {
         let counters = rec.counters.clone();
         // The file's counters run across connections and restarts: this one adds to them.
         let base = self.budget.stats();
-        let pipeline = rec.pipeline;
+        let pipeline = rec.pipeline.clone();
+        let mut encoder_error: Option<String> = None;
+        self.last_load = None;
         let bus = pipeline.bus().expect("a pipeline has a bus");
         let mut report = SessionReport::default();
         let mut shutdown_seen = false;
@@ -321,6 +431,14 @@ impl Recorder {
                             msg.src().map(|s| s.path_string()).unwrap_or_default(),
                             e.debug().unwrap_or_default()
                         );
+                        if self.choice.encoder == Encoder::V4l2
+                            && msg
+                                .src()
+                                .is_some_and(|s| s == rec.enc.upcast_ref::<gst::Object>())
+                            && encoder_error.is_none()
+                        {
+                            encoder_error = Some(text.clone());
+                        }
                         if e.error().matches(gst::ResourceError::NoSpaceLeft) {
                             report.disk_full =
                                 Some(format!("no space left in {}", self.handoff.dir().display()));
@@ -431,6 +549,14 @@ impl Recorder {
                         Some("stopping".to_string())
                     } else if report.error.is_some() || report.disk_full.is_some() {
                         Some(session_fault(&report).to_string())
+                    } else if self.choice.encoder == Encoder::V4l2
+                        && frames >= SILENT_ENCODER_FRAMES
+                        && counters.encoded() == 0
+                    {
+                        let e = format!("no encoded frame out of {frames} decoded");
+                        report.error = Some(format!("the hardware encoder: {e}"));
+                        encoder_error = Some(e);
+                        Some(session_fault(&report).to_string())
                     } else {
                         let since = counters.last_frame().unwrap_or(started);
                         if now.duration_since(since) >= self.stall {
@@ -467,6 +593,9 @@ impl Recorder {
             if last_tick.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1)) {
                 last_tick = Some(now);
                 fps.sample(now.duration_since(started).as_secs_f64(), frames);
+                if recording {
+                    self.measure(&rec, now, fps.fps());
+                }
                 let activity = if shutdown_seen {
                     Activity::Stopping
                 } else if draining.is_some() {
@@ -526,6 +655,12 @@ impl Recorder {
 
         if let Err(e) = pipeline.set_state(gst::State::Null) {
             log::warn!("stopping the pipeline: {e}");
+        }
+        self.load.dropped_before += rec.dropped();
+        if let Some(e) = encoder_error {
+            self.choice = encoder::after_failure(&e);
+            self.cfg.encoder = Encoder::X264;
+            log::warn!("encoder: {}; recording with x264 from now on", self.choice);
         }
         // The last frames since the last tick count too.
         self.budget.update(|s| {
@@ -588,4 +723,17 @@ impl Recorder {
             }
         })
     }
+}
+
+/// `ENCODER=` against the hardware encoder's start probe.
+fn choose_encoder(settings: &Settings) -> Choice {
+    let device = settings.encoder_device.to_string_lossy().into_owned();
+    let probe = settings.encoder.tries_hardware().then(|| {
+        crate::encoder::probe(
+            &settings.encoder_device,
+            settings.x264_bitrate_kbps,
+            settings.keyframe_interval,
+        )
+    });
+    encoder::choose(settings.encoder, &device, probe)
 }

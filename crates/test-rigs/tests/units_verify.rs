@@ -274,7 +274,10 @@ fn only_the_uploader_runs_as_the_user_that_may_read_the_credential() {
             assert_eq!(supplementary, ["visdcam"], "{name}");
             continue;
         }
-        if name == "visdcam-alert.service" {
+        if name == "seg@.service" {
+            // The Pi 4's hardware encoder, /dev/video11, belongs to the group video.
+            assert_eq!(supplementary, ["video"], "{name}");
+        } else if name == "visdcam-alert.service" {
             // The alert checker reads its own journal line back after a reboot
             // (docs/design/monitoring.md); the journal never holds a credential.
             assert_eq!(supplementary, ["systemd-journal"], "{name}");

@@ -301,6 +301,23 @@ pub const KEYS: &[KeySpec] = &[
         "Frames between keyframes; each segment starts on one.",
     ),
     key(
+        "ENCODER",
+        Scope::Both,
+        Kind::Choice(crate::encoder::EncoderSetting::CHOICES),
+        Some("auto"),
+        "H.264 encoder: auto uses the hardware encoder (v4l2h264enc, a Pi 4's bcm2835-codec) \
+         when a short encode at start proves it works, x264 otherwise; v4l2 asks for it \
+         (x264 with a warning if it fails); x264 never tries it. A hardware encoder that fails \
+         while recording falls back to x264 for that camera: docs/design/encoder.md.",
+    ),
+    key(
+        "ENCODER_DEVICE",
+        Scope::Both,
+        Kind::AbsPath,
+        Some("/dev/video11"),
+        "The hardware encoder's V4L2 device (a Pi 4's bcm2835-codec encoder is /dev/video11).",
+    ),
+    key(
         "STALL_TIMEOUT_S",
         Scope::Both,
         Kind::Int { min: 2, max: 10 },
@@ -730,6 +747,9 @@ pub struct Settings {
     pub x264_preset: String,
     pub x264_bitrate_kbps: u32,
     pub keyframe_interval: u32,
+    /// `ENCODER` and `ENCODER_DEVICE`.
+    pub encoder: crate::encoder::EncoderSetting,
+    pub encoder_device: PathBuf,
     pub stall_timeout_s: u32,
     pub day_start: ClockTime,
     pub night_start: ClockTime,
@@ -1198,6 +1218,11 @@ pub fn load(
         x264_preset: r.choice("X264_PRESET")?,
         x264_bitrate_kbps: r.int("X264_BITRATE_KBPS")? as u32,
         keyframe_interval: r.int("KEYFRAME_INTERVAL")? as u32,
+        encoder: r.req("ENCODER", |v| {
+            crate::encoder::EncoderSetting::parse(v)
+                .ok_or_else(|| format!("`{v}` is not an option"))
+        })?,
+        encoder_device: r.req("ENCODER_DEVICE", parse_abs_path)?,
         stall_timeout_s: r.int("STALL_TIMEOUT_S")? as u32,
         day_start,
         night_start,

@@ -9,6 +9,7 @@ pub mod camvars;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod encoder;
 pub mod envfile;
 pub mod error;
 pub mod footage;

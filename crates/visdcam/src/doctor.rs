@@ -336,6 +336,9 @@ pub fn run(ctx: &Ctx) -> fail::Result<()> {
         gst.wait(deadline)
             .unwrap_or_else(|| hung("GStreamer", "gst-inspect-1.0")),
     );
+    for line in check_encoders(&cameras) {
+        r.print(line);
+    }
 
     // Units.
     match units {
@@ -1043,6 +1046,11 @@ fn gst_exists(element: &str) -> Result<bool, String> {
     let until = Instant::now() + GST_TIMEOUT;
     loop {
         match child.try_wait() {
+            // 127: the command was not found after all (qemu-user reports a failed exec
+            // this way instead of as a spawn error).
+            Ok(Some(status)) if status.code() == Some(127) => {
+                return Err("cannot run gst-inspect-1.0: not found".into())
+            }
             Ok(Some(status)) => return Ok(status.success()),
             Ok(None) if Instant::now() < until => {
                 std::thread::sleep(Duration::from_millis(20));
@@ -1090,6 +1098,76 @@ fn check_gstreamer() -> Line {
         ),
         format!("sudo apt install {}", pkgs.join(" ")),
     )
+}
+
+/// Each camera's encoder and load, from the recorder's load file (which encoder and why, and
+/// whether it keeps up), then the hardware encoder's macroblock budget over the cameras that
+/// use it (docs/design/encoder.md).
+fn check_encoders(cameras: &[Settings]) -> Vec<Line> {
+    use visdcam_core::encoder::{self, EncoderSetting};
+    let mut lines = Vec::new();
+    let mut hardware = Vec::new();
+    let mut unmeasured = Vec::new();
+    for s in cameras {
+        let cam = s.camera.clone().unwrap_or_default();
+        let file = s.ram_dir.join(&cam).join(encoder::LOAD_FILE);
+        // A camera that has not recorded yet has no encoder to report (its recorder's unit
+        // line says why).
+        let Ok(text) = std::fs::read_to_string(&file) else {
+            if s.encoder == EncoderSetting::V4l2 {
+                unmeasured.push(cam);
+            }
+            continue;
+        };
+        let load = encoder::parse_load(&text);
+        let enc = load.get("encoder").cloned().unwrap_or_default();
+        let why = load.get("encoder_why").cloned().unwrap_or_default();
+        let what = format!("encoder: camera {cam} records with {enc} ({why})");
+        lines.push(if let Some(behind) = load.get("behind") {
+            // "cannot keep up: …; fix: …": the fix goes where doctor puts fixes.
+            let (why, fix) = behind.split_once("; fix: ").unwrap_or((behind, ""));
+            Line::fail(
+                format!("{what}; it {why}"),
+                format!("{fix} (docs/guide/install-pi.md)"),
+            )
+        } else if s.encoder == EncoderSetting::V4l2 && enc != "v4l2" {
+            Line::fail(
+                what,
+                format!(
+                    "check {} is the Pi 4's encoder (bcm2835-codec) and CMA has room, or set \
+                     ENCODER=auto",
+                    s.encoder_device.display()
+                ),
+            )
+        } else {
+            Line::pass(what)
+        });
+        if enc == "v4l2" || s.encoder == EncoderSetting::V4l2 {
+            match encoder::camera_load(&cam, &load) {
+                Some(l) => hardware.push(l),
+                None => unmeasured.push(cam),
+            }
+        }
+    }
+    if let Some(excess) = encoder::budget_excess(&hardware) {
+        lines.push(Line::fail(
+            format!("encoder budget: {excess}"),
+            "move cameras to ENCODER=x264 or lower their framesize (docs/guide/install-pi.md)",
+        ));
+    } else if !hardware.is_empty() {
+        let total: f64 = hardware.iter().map(encoder::CameraLoad::mb_per_s).sum();
+        let mut what = format!(
+            "encoder budget: {} camera(s) on the hardware encoder, {total:.0} of {} \
+             macroblocks/s",
+            hardware.len(),
+            encoder::LEVEL4_MB_PER_S
+        );
+        if !unmeasured.is_empty() {
+            what.push_str(&format!(" (not measured yet: {})", unmeasured.join(", ")));
+        }
+        lines.push(Line::pass(what));
+    }
+    lines
 }
 
 /// Every unit's state from systemd, or why systemd could not be asked.

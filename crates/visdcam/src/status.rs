@@ -99,6 +99,8 @@ pub(crate) struct CameraJson {
     ram_error: Option<String>,
     uploader_stats: BTreeMap<String, String>,
     recorder_stats: BTreeMap<String, String>,
+    /// The recorder's encoder and load (`visdcam_core::encoder::LOAD_FILE`).
+    pub(crate) recorder_load: BTreeMap<String, String>,
 }
 
 #[derive(Serialize)]
@@ -165,6 +167,7 @@ pub(crate) fn camera(
         ram_error: None,
         uploader_stats: BTreeMap::new(),
         recorder_stats: BTreeMap::new(),
+        recorder_load: BTreeMap::new(),
     };
     match camera_ram(ctx, cam) {
         Ok(c) => {
@@ -186,6 +189,10 @@ pub(crate) fn camera(
             }
             if let Ok(text) = std::fs::read_to_string(c.dir.join(RECORDER_STATS)) {
                 cj.recorder_stats = parse_stats(&text).into_iter().collect();
+            }
+            if let Ok(text) = std::fs::read_to_string(c.dir.join(visdcam_core::encoder::LOAD_FILE))
+            {
+                cj.recorder_load = visdcam_core::encoder::parse_load(&text);
             }
         }
         Err(f) if f.exit == Exit::Config => cj.config_error = Some(f.message),
@@ -233,7 +240,35 @@ pub(crate) fn camera_lines(cj: &CameraJson, infos: &[UnitInfo], now: u64) -> Vec
         }
         out.push(line);
     }
+    if let Some(line) = load_line(&cj.recorder_load) {
+        out.push(line);
+    }
     out
+}
+
+/// `encoder: x264 (why); frames in N out N dropped N, lag S, CPU P %`, then the recorder's
+/// "cannot keep up" sentence when it has one.
+fn load_line(load: &BTreeMap<String, String>) -> Option<String> {
+    let get = |k: &str| load.get(k).map(String::as_str).unwrap_or("?");
+    let enc = load.get("encoder")?;
+    let lag_s = load
+        .get("encoder_lag_ms")
+        .and_then(|v| v.parse::<f64>().ok())
+        .map(|ms| format!("{:.1}", ms / 1000.0))
+        .unwrap_or_else(|| "?".into());
+    let mut line = format!(
+        "encoder: {enc} ({}); frames in {} out {} dropped {}, lag {lag_s} s, CPU {} %",
+        get("encoder_why"),
+        get("frames_in"),
+        get("frames_out"),
+        get("frames_dropped"),
+        get("cpu_percent"),
+    );
+    if let Some(b) = load.get("behind") {
+        line.push_str("; ");
+        line.push_str(b);
+    }
+    Some(line)
 }
 
 /// `status [CAMERA...] [--json]`.
@@ -312,4 +347,41 @@ pub fn run(ctx: &Ctx, targets: &[String], json: bool) -> fail::Result<()> {
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use visdcam_core::encoder::{parse_load, Load};
+
+    #[test]
+    fn the_encoder_line_names_the_encoder_and_says_when_the_recorder_falls_behind() {
+        assert_eq!(load_line(&BTreeMap::new()), None);
+        let mut l = Load {
+            encoder: "x264".into(),
+            encoder_why: "ENCODER=auto: no hardware encoder: no /dev/video11".into(),
+            frames_in: 600,
+            frames_out: 598,
+            lag_ms: 120,
+            cpu_percent: 10.6,
+            x264_preset: "ultrafast".into(),
+            ..Load::default()
+        };
+        assert_eq!(
+            load_line(&parse_load(&l.render())).unwrap(),
+            "encoder: x264 (ENCODER=auto: no hardware encoder: no /dev/video11); frames in 600 \
+             out 598 dropped 0, lag 0.1 s, CPU 10.6 %"
+        );
+        l.dropped = 30;
+        l.dropped_recent = 30;
+        let line = load_line(&parse_load(&l.render())).unwrap();
+        assert!(
+            line.ends_with(
+                "dropped 30, lag 0.1 s, CPU 10.6 %; cannot keep up: 30 frames dropped in the last \
+                 minute, encoder 0.1 s behind, recorder at 11 % CPU; fix: a smaller framesize, \
+                 ENCODER=v4l2 on a Pi 4"
+            ),
+            "{line}"
+        );
+    }
 }

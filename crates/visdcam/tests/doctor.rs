@@ -803,3 +803,83 @@ fn the_live_view_needs_a_password_beyond_loopback_and_doctor_says_so() {
     let l = r.fails("live view:");
     assert!(l.contains("web-password: not a password hash"), "{l}");
 }
+
+/// Writes a recorder's load file for `cam` under `ram`, as seg-cam renders it.
+fn load_file(ram: &Path, cam: &str, load: &visdcam_core::encoder::Load) {
+    let dir = ram.join(cam);
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(dir.join(visdcam_core::encoder::LOAD_FILE), load.render()).unwrap();
+}
+
+#[test]
+fn encoders_are_named_and_the_hardware_budget_and_a_slow_recorder_fail() {
+    use visdcam_core::encoder::Load;
+    let (c1, c2, c3) = (camera(), camera(), camera());
+    let ram = tempfile::tempdir().unwrap();
+    let hw = |fps: f64| Load {
+        encoder: "v4l2".into(),
+        encoder_why: "v4l2h264enc on /dev/video11 passed its start probe".into(),
+        frames_in: 1200,
+        frames_out: 1200,
+        width: 1600,
+        height: 1200,
+        fps,
+        x264_preset: "ultrafast".into(),
+        ..Load::default()
+    };
+    let conf = |c: &CameraDouble| format!("{}ENCODER=v4l2\n", cam_conf(c));
+    let s = setup(
+        &global(None, None, ram.path()),
+        &[("cam1", conf(&c1)), ("cam2", conf(&c2))],
+    );
+    // Two 1600×1200 cameras at 12 fps fit the level 4 budget.
+    load_file(ram.path(), "cam1", &hw(12.0));
+    load_file(ram.path(), "cam2", &hw(12.0));
+    let r = doctor(&s, &[]);
+    assert!(r
+        .passes("encoder: camera cam1")
+        .contains("records with v4l2 (v4l2h264enc on /dev/video11 passed its start probe)"));
+    assert!(r
+        .passes("encoder budget:")
+        .contains("2 camera(s) on the hardware encoder, 180000 of 245760 macroblocks/s"));
+
+    // A third does not; and a camera on x264 that cannot keep up fails with the fix.
+    fs::write(s.conf.join("cameras/cam3.conf"), conf(&c3)).unwrap();
+    load_file(ram.path(), "cam3", &hw(12.0));
+    let c4 = camera();
+    fs::write(s.conf.join("cameras/cam4.conf"), cam_conf(&c4)).unwrap();
+    load_file(
+        ram.path(),
+        "cam4",
+        &Load {
+            encoder: "x264".into(),
+            encoder_why: "ENCODER=auto: no hardware encoder: no /dev/video11".into(),
+            frames_in: 600,
+            frames_out: 410,
+            dropped: 190,
+            dropped_recent: 190,
+            lag_ms: 2_400,
+            cpu_percent: 49.0,
+            width: 1600,
+            height: 1200,
+            fps: 10.0,
+            x264_preset: "veryfast".into(),
+        },
+    );
+    let r = doctor(&s, &[]);
+    let budget = r.fails("encoder budget:");
+    assert!(
+        budget.contains("need 270000 macroblocks/s, over its level 4 budget of 245760"),
+        "{budget}"
+    );
+    let slow = r.fails("encoder: camera cam4");
+    assert!(
+        slow.contains("records with x264 (ENCODER=auto: no hardware encoder: no /dev/video11)")
+            && slow.contains("cannot keep up: 190 frames dropped in the last minute")
+            && slow.contains(
+                "— fix: X264_PRESET=ultrafast, a smaller framesize, ENCODER=v4l2 on a Pi 4 \
+                 (docs/guide/install-pi.md)"
+            ),
+        "{slow}"
+    );
+}

@@ -126,10 +126,15 @@ pub struct Rig {
 impl Rig {
     /// A 320x240 10 fps double and a config with `extra` lines (SEG_SECONDS=4 by default).
     pub fn new(extra: &str) -> Rig {
+        Rig::with_camera(320, 240, 10.0, extra)
+    }
+
+    /// A `width`×`height` double at `fps` and a config with `extra` lines.
+    pub fn with_camera(width: u32, height: u32, fps: f64, extra: &str) -> Rig {
         let cam = CameraDouble::start(Options {
-            width: 320,
-            height: 240,
-            fps: 10.0,
+            width,
+            height,
+            fps,
             ..Default::default()
         })
         .expect("starting the camera double");
