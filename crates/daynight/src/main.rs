@@ -40,11 +40,17 @@ Options:
 
 Environment: VISDCAM_CONFIG_DIR (default /etc/visdcam), VISDCAM_STATE_DIR (default
 /run/visdcam/daynight, or the service's RUNTIME_DIRECTORY).
-Exit status: 0 every camera on its preset, 1 a camera is down or not on its preset (or the
-drop-in could not be installed), 2 usage error, 78 configuration error.";
+Exit status: 0 every camera on its preset, 1 a camera answered but is not on its preset (or
+the drop-in could not be installed), 2 usage error, 75 a camera could not be reached (and every
+camera that answered is on its preset; retried on the next run), 78 configuration error.";
 
 /// Exit codes.
 const EXIT_OFF: u8 = 1;
+/// `EX_TEMPFAIL` from sysexits.h: a camera could not be reached, the rest are on their preset.
+/// daynight.service counts it as success (`SuccessExitStatus=75`): a camera that is down is the
+/// recorder's alert, and the timer tries again within 5 minutes; a oneshot left `failed` would
+/// only repeat it as a degraded system.
+const EXIT_DOWN: u8 = 75;
 const EXIT_USAGE: u8 = 2;
 /// `EX_CONFIG` from sysexits.h.
 const EXIT_CONFIG: u8 = 78;
@@ -349,7 +355,10 @@ fn run(args: Args, dir: &std::path::Path) -> Result<u8, Fail> {
             off.join("; "),
             reports.len()
         );
-        Ok(code(EXIT_OFF))
+        let only_down = reports
+            .iter()
+            .all(|(_, r)| matches!(r, run::Report::OnPreset { .. } | run::Report::Down(_)));
+        Ok(code(if only_down { EXIT_DOWN } else { EXIT_OFF }))
     }
 }
 

@@ -185,7 +185,7 @@ fn rebooted_camera_gets_its_preset_back_including_unreadable_vflip() {
     // Brown-out: the camera is away for a moment, then back with boot settings.
     cam.set_fault(Fault::Reboot(Duration::from_secs(2)));
     let out = rig.run(&["reconcile", "--at", NIGHT_AT]);
-    assert_eq!(out.status.code(), Some(1), "a down camera fails the run");
+    assert_eq!(out.status.code(), Some(75), "a down camera: EX_TEMPFAIL");
     let err = stderr(&out);
     assert!(
         err.contains("cam1: camera down: GET http://127.0.0.1:")
@@ -318,6 +318,11 @@ fn variable_refused_with_500_is_reported_and_the_others_applied() {
         "PRESET_NIGHT_LED_INTENSITY=10\n",
     );
     rig.camera("cam2", &other.stream_url(), "");
+    // And a camera that is down: a refusal still ends with 1, not with the down camera's 75.
+    let gone = TcpListener::bind("127.0.0.1:0").unwrap();
+    let gone_url = format!("http://{}/stream", gone.local_addr().unwrap());
+    drop(gone);
+    rig.camera("cam3", &gone_url, "");
     let out = rig.run(&["apply", "all", "night", "--at", NIGHT_AT]);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
@@ -329,6 +334,7 @@ fn variable_refused_with_500_is_reported_and_the_others_applied() {
         err.contains("cam1: not on night: led_intensity=10 refused (HTTP 500)"),
         "{err}"
     );
+    assert!(err.contains("cam3 (down)"), "{err}");
     let log = noled.control_log();
     let refused: Vec<_> = log.iter().filter(|c| c.status != 200).collect();
     assert_eq!(refused.len(), 1, "{log:?}");
@@ -377,7 +383,9 @@ fn down_and_slow_cameras_do_not_hold_up_the_others() {
     let started = Instant::now();
     let out = rig.run(&["reconcile", "--at", NIGHT_AT, "--timeout", "2"]);
     let took = started.elapsed();
-    assert_eq!(out.status.code(), Some(1));
+    // Down cameras only (the one that answered is on its preset): EX_TEMPFAIL, which the
+    // service counts as success.
+    assert_eq!(out.status.code(), Some(75));
     // Bounded by the per-camera budget (plus process start), not by the slow camera.
     assert!(took < Duration::from_secs(8), "{took:?}");
     assert_on(&cam, &preset(DEFAULT_NIGHT, &[]));

@@ -136,4 +136,31 @@ fn service_and_timer_under_real_systemd() {
     assert!(c
         .journal("daynight.service")
         .contains("the camera rebooted?"));
+
+    // A camera that is down (nothing listens) does not leave the oneshot failed: it exits 75,
+    // which the unit counts as success, and the journal names the camera.
+    let gone = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let gone_url = format!("http://{}/stream", gone.local_addr().unwrap());
+    drop(gone);
+    c.write_file(
+        "/etc/visdcam/cameras/cam2.conf",
+        format!("CAMERA_URL={gone_url}\n").as_bytes(),
+    )
+    .unwrap();
+    run_service(&c);
+    let status = c
+        .exec_ok(&[
+            "systemctl",
+            "show",
+            "-p",
+            "ExecMainStatus",
+            "--value",
+            "daynight.service",
+        ])
+        .unwrap();
+    assert_eq!(status.trim(), "75", "{}", c.journal("daynight.service"));
+    let failed = c.exec(&["systemctl", "is-failed", "daynight.service"]);
+    assert!(!failed.status.success(), "daynight.service is failed");
+    assert!(c.journal("daynight.service").contains("cam2 (down)"));
+    assert_on_due(&cam);
 }

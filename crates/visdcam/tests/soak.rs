@@ -1083,9 +1083,10 @@ fn soak_loses_and_duplicates_nothing_under_a_random_schedule_of_faults() {
 
     // The end: nothing failed; the recorders stop (their partials handed off) and the queues
     // drain through a healthy store.
-    // daynight.service is a oneshot the timer runs every 5 minutes; it exits 1 while a camera
-    // is down (docs/reference/daynight.md), so a run during a camera fault leaves it failed
-    // until the next run. Run it now, as the timer would: what is failed after that is stuck.
+    // daynight.service is a oneshot the timer runs every 5 minutes; a camera that is down
+    // does not fail it (exit 75 is success for the unit), a camera that refuses its preset
+    // does, until the next run. Run it now, as the timer would: what is failed after that is
+    // stuck.
     let daynight = c.exec(&["systemctl", "start", "daynight.service"]);
     if !daynight.status.success() {
         eprintln!(
