@@ -259,6 +259,12 @@ impl Recorder {
                 }
             }
         }
+        // A stopped recorder records nothing: say so at once, rather than leave the last word
+        // `recording=1` for readers to find stale 30 s later (metrics, status, the web page).
+        self.budget.update(|s| {
+            s.fps_milli = 0;
+            s.note_state(false, unix_now());
+        });
         self.notifier.status(&Activity::Stopping.to_string());
         self.notifier.stopping();
         Ok(())

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use common::{assert_all_decodable, ffprobe, start_ms, Rig};
 use inotify::{EventMask, Inotify, WatchMask};
 use test_rigs::process::wait_until;
+use visdcam_core::budget::{RecorderStats, RECORDER_STATS_FILE};
 use visdcam_core::segment::{classify, EntryKind};
 
 /// (name, mask) of every inotify event in a directory, collected by a thread.
@@ -76,6 +77,11 @@ fn three_segments_of_4_s_decode_start_on_keyframes_and_appear_only_by_rename() {
     let status = rig.notify.statuses().last().unwrap().1.clone();
     assert_eq!(rig.stop().code(), Some(0), "SIGTERM: clean exit");
     assert!(rig.partials().is_empty(), "no .part after a clean stop");
+    // Its last word in the stats file: not recording (read by metrics, status, the web page).
+    let stats = fs::read_to_string(rig.dir.join(RECORDER_STATS_FILE)).unwrap();
+    let stats = RecorderStats::parse(&stats);
+    assert!(!stats.recording && stats.fps_milli == 0, "{stats:?}");
+    assert!(stats.frames > 0 && stats.last_frame_unix > 0, "{stats:?}");
 
     // The first three full segments (the fourth may be cut by the stop).
     let probes: Vec<_> = finals[..3].iter().map(|p| (p, ffprobe(p))).collect();
