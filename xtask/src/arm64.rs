@@ -4,8 +4,8 @@
 //! only when missing), cross-builds the arm64 `.deb`, installs it there **with apt** (so its
 //! `Depends:` resolve on arm64), then runs crates/visdcam/tests/arm64.rs with `--ignored`:
 //! `--version` of every binary, a recording from the camera double uploaded to the S3 rig,
-//! `doctor`. `ci` runs it after the arm64 package (about a minute with the root kept, some
-//! ten minutes the first time); its last result is recorded in docs/guide/install-pi.md.
+//! `doctor`. About a minute with the root kept, some eight minutes the first time, so `ci`
+//! only cross-builds the package; the last result is recorded in docs/guide/install-pi.md.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -30,7 +30,7 @@ pub fn arm64(_args: &[String]) -> Result<(), String> {
     res
 }
 
-/// Prepares the root with the package and runs the test (`ci` runs this as a step).
+/// Prepares the root with the package and runs the test.
 pub fn check() -> (Result<(), String>, Totals) {
     let rootfs = match prepare() {
         Ok(r) => r,

@@ -207,8 +207,9 @@ pub fn ci(args: &[String]) -> Result<(), String> {
             r.plain("deb arm64 (cross build)", || {
                 crate::deb::build_deb(Some("aarch64-unknown-linux-gnu")).map(drop)
             })?;
-            // The package installed with apt in an arm64 root and run under qemu-user.
-            r.tests("arm64 check --ignored", true, crate::arm64::check)?;
+            // The package installed and run under qemu-user is `cargo xtask arm64`: some eight
+            // minutes from nothing on two cores, which would take CI past its hour; its last
+            // result is in docs/guide/install-pi.md.
         } else {
             eprintln!("ci: arm64 package skipped (--no-arm64)");
         }

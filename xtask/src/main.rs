@@ -35,7 +35,8 @@ Commands:
                   (the #[ignore]d tests of crates/visdcam/tests/e2e.rs, with --ignored)
   arm64           the arm64 .deb installed with apt in an arm64 Debian 12 root (debootstrap,
                   qemu-user via binfmt_misc), then --version of every binary, a recording
-                  uploaded to a local S3 server, doctor (ci runs it after the arm64 .deb)
+                  uploaded to a local S3 server, doctor (not in ci, which only cross-builds
+                  the arm64 .deb: ~8 min from nothing; last result in docs/guide/install-pi.md)
   soak [--minutes N] [--seed S]
                   build the .deb, then run it in a container with three cameras and the S3
                   rig under a seeded random schedule of faults for N minutes (default 10);
