@@ -10,7 +10,7 @@ use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use camera_double::Fault;
-use common::{ffprobe, Rig};
+use common::{probe_clean, Rig};
 use test_rigs::process::wait_until;
 use visdcam_core::live::{FrameHeader, HEADER_LEN};
 
@@ -193,7 +193,7 @@ fn a_client_that_stops_reading_is_dropped_and_slows_nothing() {
     let finals = rig.finals();
     assert!(finals.len() >= 4, "{finals:?}");
     for p in &finals[1..finals.len() - 1] {
-        let pr = ffprobe(p);
+        let pr = probe_clean(p);
         let expected = pr.duration * 10.0;
         assert!(
             (pr.frames as f64 - expected).abs() <= expected * 0.05,

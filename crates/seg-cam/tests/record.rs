@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{assert_all_decodable, ffprobe, start_ms, Rig};
+use common::{assert_all_decodable, probe_clean, start_ms, Rig};
 use inotify::{EventMask, Inotify, WatchMask};
 use test_rigs::process::wait_until;
 use visdcam_core::budget::{RecorderStats, RECORDER_STATS_FILE};
@@ -84,7 +84,7 @@ fn three_segments_of_4_s_decode_start_on_keyframes_and_appear_only_by_rename() {
     assert!(stats.frames > 0 && stats.last_frame_unix > 0, "{stats:?}");
 
     // The first three full segments (the fourth may be cut by the stop).
-    let probes: Vec<_> = finals[..3].iter().map(|p| (p, ffprobe(p))).collect();
+    let probes: Vec<_> = finals[..3].iter().map(|p| (p, probe_clean(p))).collect();
     for (p, pr) in &probes {
         assert_eq!(pr.codec, "h264", "{}", p.display());
         assert!(pr.first_is_key, "{} starts on a keyframe", p.display());
@@ -177,7 +177,7 @@ fn kill_9_mid_segment_leaves_a_partial_that_finalize_and_restart_hand_off() {
     let name = part.file_name().unwrap().to_string_lossy();
     let handed = rig.dir.join(name.strip_suffix(".part").unwrap());
     assert!(!before.contains_key(&handed), "a new final name");
-    let pr = ffprobe(&handed);
+    let pr = probe_clean(&handed);
     assert!(pr.frames > 0 && pr.first_is_key, "{pr:?}");
     for (p, bytes) in &before {
         assert_eq!(&fs::read(p).unwrap(), bytes, "{} untouched", p.display());

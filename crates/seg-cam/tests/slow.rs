@@ -10,7 +10,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{assert_all_decodable, ffprobe, start_ms, Rig};
+use common::{assert_all_decodable, probe_clean, start_ms, Rig};
 use visdcam_core::encoder::{parse_load, LOAD_FILE};
 
 /// The quota: 4 % of one core (the recorder needs several times that at this size).
@@ -124,9 +124,10 @@ fn under_a_cpu_quota_it_drops_frames_says_why_and_keeps_segments_at_wall_time() 
     // Timestamps by frame count at the camera's 10 fps would place them ~3 times too close.
     assert_all_decodable(&rig.dir);
     for w in finals.windows(2).take(4) {
-        let (a, b) = (start_time(&w[0]), start_time(&w[1]));
+        let (first, next) = (probe_clean(&w[0]), probe_clean(&w[1]));
+        let (a, b) = (first.start_time, next.start_time);
         let wall = (start_ms(&w[1]) - start_ms(&w[0])) as f64 / 1000.0;
-        let played = ffprobe(&w[0]).duration;
+        let played = first.duration;
         println!("{}: starts {:.3} s after the previous one in playback, {wall:.3} s in wall time, plays {played:.2} s", w[1].display(), b - a);
         assert!(
             ((b - a) - wall).abs() <= 0.15,
@@ -141,24 +142,4 @@ fn under_a_cpu_quota_it_drops_frames_says_why_and_keeps_segments_at_wall_time() 
             w[0].display()
         );
     }
-}
-
-/// The playback time of a segment's first frame.
-fn start_time(p: &Path) -> f64 {
-    let out = std::process::Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "format=start_time",
-            "-of",
-            "csv=p=0",
-        ])
-        .arg(p)
-        .output()
-        .expect("running ffprobe");
-    String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .unwrap_or_else(|_| panic!("no start_time for {}", p.display()))
 }

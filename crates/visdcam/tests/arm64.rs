@@ -17,6 +17,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use camera_double::{CameraDouble, Options};
+use test_rigs::media::probe_clean;
 use test_rigs::process::{wait_until, ChildGuard};
 use test_rigs::s3::S3Rig;
 
@@ -82,28 +83,11 @@ fn chroot(root: &Path, env: &[(&str, String)], argv: &[&str]) -> Command {
     c
 }
 
-fn ffprobe_frames(path: &Path) -> u64 {
-    let out = Command::new("ffprobe")
-        .args(["-v", "error", "-count_frames", "-select_streams", "v:0"])
-        .args([
-            "-show_entries",
-            "stream=nb_read_frames,codec_name",
-            "-of",
-            "csv=p=0",
-        ])
-        .arg(path)
-        .output()
-        .expect("ffprobe");
-    assert!(
-        out.status.success() && out.stderr.is_empty(),
-        "{}: {}",
-        path.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
-    let line = text.lines().next().unwrap_or_default();
-    assert!(line.starts_with("h264,"), "{}: {line}", path.display());
-    line[5..].trim().parse().unwrap_or(0)
+/// Frames of an H.264 file that decodes cleanly.
+fn h264_frames(path: &Path) -> u64 {
+    let p = probe_clean(path);
+    assert_eq!(p.codec, "h264", "{}: {p:?}", path.display());
+    p.frames
 }
 
 #[test]
@@ -213,7 +197,7 @@ fn the_arm64_package_records_and_uploads_under_emulation() {
     let recorded: Vec<PathBuf> = finals(&camdir);
     let mut frames = Vec::new();
     for p in &recorded {
-        frames.push(ffprobe_frames(p));
+        frames.push(h264_frames(p));
     }
     println!("segments: {} with frames {frames:?}", recorded.len());
     assert!(frames.iter().all(|&f| f > 0), "{frames:?}");
@@ -245,7 +229,7 @@ fn the_arm64_package_records_and_uploads_under_emulation() {
     for (key, _) in rig.list_objects() {
         let p = dl.path().join(key.replace('/', "_"));
         fs::write(&p, rig.get_object(&key)).unwrap();
-        assert!(ffprobe_frames(&p) > 0, "{key}");
+        assert!(h264_frames(&p) > 0, "{key}");
     }
     // doctor, after the recorder made GStreamer's registry (gst-inspect-1.0 has 10 s): every
     // check but the units (no systemd here).

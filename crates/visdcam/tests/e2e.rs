@@ -18,6 +18,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
 use test_rigs::container::{workspace_root, Container};
+use test_rigs::media::probe;
 use test_rigs::process::ChildGuard;
 use test_rigs::s3::S3Rig;
 
@@ -869,27 +870,9 @@ fn duration(s3: &S3Rig, scratch: &Path, key: &str) -> f64 {
     let body = s3.get_object(key);
     let file = scratch.join("probe.ts");
     std::fs::write(&file, &body).unwrap();
-    let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "format=duration",
-            "-of",
-            "csv=p=0",
-        ])
-        .arg(&file)
-        .output()
-        .expect("running ffprobe (cargo xtask deps installs ffmpeg)");
-    assert!(
-        out.status.success(),
-        "ffprobe {key}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.trim()
-        .parse()
-        .unwrap_or_else(|_| panic!("ffprobe {key}: duration `{text}`"))
+    let p = probe(&file);
+    assert_eq!(p.codec, "h264", "{key}: {p:?}");
+    p.duration
 }
 
 fn prop(c: &Container, unit: &str, name: &str) -> String {

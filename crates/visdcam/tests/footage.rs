@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use camera_double::{CameraDouble, Fault, Options};
 use chrono::{DateTime, SecondsFormat, Utc};
+use test_rigs::media::{probe_clean, Probe};
 use test_rigs::process::{wait_until, ChildGuard};
 use test_rigs::proxy::CountingProxy;
 use test_rigs::s3::S3Rig;
@@ -156,74 +157,12 @@ fn secs_between(a: DateTime<Utc>, b: DateTime<Utc>) -> f64 {
     (b - a).num_milliseconds() as f64 / 1000.0
 }
 
-/// `ffprobe` of a media file: duration, frames decoded, creation time.
-struct Probe {
-    duration: f64,
-    frames: u64,
-    creation: Option<String>,
-}
-
+/// `ffprobe` of a media file that must decode cleanly as H.264: duration, frames decoded,
+/// creation time.
 fn probe(path: &Path) -> Probe {
-    let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-count_frames",
-            "-select_streams",
-            "v:0",
-            "-show_entries",
-            "stream=nb_read_frames,codec_name:format=duration:format_tags=creation_time",
-            "-of",
-            "json",
-        ])
-        .arg(path)
-        .output()
-        .expect("ffprobe (apt-get install ffmpeg)");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let s = &v["streams"][0];
-    assert_eq!(s["codec_name"], "h264", "{v}");
-    Probe {
-        duration: v["format"]["duration"]
-            .as_str()
-            .and_then(|d| d.parse().ok())
-            .unwrap_or(0.0),
-        frames: s["nb_read_frames"]
-            .as_str()
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0),
-        creation: v["format"]["tags"]["creation_time"]
-            .as_str()
-            .map(str::to_string),
-    }
-}
-
-/// Decodes every frame; ffprobe prints nothing at level `error` when nothing is wrong. (Not
-/// `ffmpeg -f null`: it re-times frames to the nominal 10 fps, and two frames timed by arrival
-/// less than 100 ms apart then collide in its muxer, which says nothing about the file.)
-fn assert_decodes(path: &Path) {
-    let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-count_frames",
-            "-show_entries",
-            "stream=nb_read_frames",
-        ])
-        .arg(path)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    assert!(
-        out.stderr.is_empty(),
-        "decode errors in {}: {}",
-        path.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let p = probe_clean(path);
+    assert_eq!(p.codec, "h264", "{}: {p:?}", path.display());
+    p
 }
 
 /// The H.264 slice NAL units (types 1 and 5) of a media file's video, in order, as Annex B.
@@ -427,7 +366,6 @@ fn a_recording_with_an_outage_is_found_fetched_and_played() {
             "nothing half-written or temporary left: {files:?}"
         );
         let path = s.out().join(name);
-        assert_decodes(&path);
         let p = probe(&path);
         assert!(
             (p.duration - 70.0).abs() <= KEYFRAME_S + 0.2,
@@ -442,7 +380,7 @@ fn a_recording_with_an_outage_is_found_fetched_and_played() {
             p.duration
         );
         if creation {
-            let c = p.creation.expect("an .mp4 carries its creation time");
+            let c = p.creation_time.expect("an .mp4 carries its creation time");
             let c = DateTime::parse_from_rfc3339(&c)
                 .unwrap()
                 .with_timezone(&Utc);
@@ -517,7 +455,6 @@ fn a_recording_with_an_outage_is_found_fetched_and_played() {
         .ok();
     assert!(r.stderr.contains("gap at "), "{}", r.stderr);
     let path = s.out().join("across.mkv");
-    assert_decodes(&path);
     let p = probe(&path);
     let want = secs_between(across_from, across_to);
     assert!(
@@ -559,7 +496,7 @@ fn a_recording_with_an_outage_is_found_fetched_and_played() {
         "ffmpeg over HTTP: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_decodes(&copy);
+    probe(&copy);
     let out = Command::new("gst-launch-1.0")
         .arg("playbin")
         .arg(format!("uri=file://{}", playlist.display()))

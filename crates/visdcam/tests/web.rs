@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use camera_double::{CameraDouble, Options};
+use test_rigs::media::probe;
 use test_rigs::process::{free_port, wait_for_tcp, wait_until, ChildGuard};
 use test_rigs::s3::S3Rig;
 
@@ -481,28 +482,6 @@ fn stat_ticks(path: &str) -> u64 {
     f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
 }
 
-/// Frames and duration of a TS file (ffprobe).
-fn probe(path: &Path) -> (u64, f64) {
-    let out = Command::new("ffprobe")
-        .args(["-v", "error", "-count_frames", "-show_entries"])
-        .arg("stream=nb_read_frames:format=duration")
-        .args(["-of", "json"])
-        .arg(path)
-        .output()
-        .unwrap();
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    (
-        v["streams"][0]["nb_read_frames"]
-            .as_str()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0),
-        v["format"]["duration"]
-            .as_str()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0.0),
-    )
-}
-
 /// Frames and durations of a camera's segments in the bucket, in time order.
 fn uploaded_frames(s3: &S3Rig, camera: &str, scratch: &Path) -> Vec<(u64, f64)> {
     let mut keys: Vec<String> = s3
@@ -516,7 +495,8 @@ fn uploaded_frames(s3: &S3Rig, camera: &str, scratch: &Path) -> Vec<(u64, f64)> 
         .map(|k| {
             let p = scratch.join("probe.ts");
             std::fs::write(&p, s3.get_object(k)).unwrap();
-            probe(&p)
+            let p = probe(&p);
+            (p.frames, p.duration)
         })
         .collect()
 }

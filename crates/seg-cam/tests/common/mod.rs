@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use camera_double::{CameraDouble, Options};
+pub use test_rigs::media::{probe_clean, Probe};
 use test_rigs::process::{wait_until, ChildGuard};
 use visdcam_core::segment::{classify, EntryKind};
 
@@ -292,58 +293,6 @@ pub fn entries(dir: &Path, finals: bool) -> Vec<PathBuf> {
     v
 }
 
-/// What ffprobe says about a segment.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Probe {
-    pub codec: String,
-    pub frames: u64,
-    pub duration: f64,
-    pub first_is_key: bool,
-}
-
-pub fn ffprobe(path: &Path) -> Probe {
-    let out = Command::new("ffprobe")
-        .args(["-v", "error", "-count_frames", "-show_entries"])
-        .arg("stream=nb_read_frames,codec_name:format=duration")
-        .args(["-of", "json"])
-        .arg(path)
-        .output()
-        .expect("running ffprobe");
-    assert!(
-        out.status.success() && out.stderr.is_empty(),
-        "ffprobe {}: {}",
-        path.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let stream = &v["streams"][0];
-    let first = Command::new("ffprobe")
-        .args(["-v", "error", "-select_streams", "v:0", "-show_frames"])
-        .args([
-            "-read_intervals",
-            "%+#1",
-            "-show_entries",
-            "frame=key_frame",
-        ])
-        .args(["-of", "json"])
-        .arg(path)
-        .output()
-        .expect("running ffprobe");
-    let f: serde_json::Value = serde_json::from_slice(&first.stdout).unwrap();
-    Probe {
-        codec: stream["codec_name"].as_str().unwrap_or_default().into(),
-        frames: stream["nb_read_frames"]
-            .as_str()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0),
-        duration: v["format"]["duration"]
-            .as_str()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0.0),
-        first_is_key: f["frames"][0]["key_frame"].as_i64() == Some(1),
-    }
-}
-
 /// Every final segment decodes as H.264 with at least one frame; mtimes are distinct seconds.
 pub fn assert_all_decodable(dir: &Path) -> Vec<(PathBuf, Probe)> {
     let finals = entries(dir, true);
@@ -352,7 +301,7 @@ pub fn assert_all_decodable(dir: &Path) -> Vec<(PathBuf, Probe)> {
     finals
         .into_iter()
         .map(|p| {
-            let pr = ffprobe(&p);
+            let pr = probe_clean(&p);
             assert_eq!(pr.codec, "h264", "{}: {pr:?}", p.display());
             assert!(pr.frames > 0, "{}: {pr:?}", p.display());
             assert!(pr.first_is_key, "{} starts on a keyframe", p.display());
