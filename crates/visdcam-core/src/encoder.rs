@@ -347,12 +347,10 @@ impl Load {
     }
 }
 
-/// [`LOAD_FILE`]'s lines as a map (unknown keys kept, malformed lines skipped).
+/// [`LOAD_FILE`]'s lines as a map (unknown keys kept, malformed lines skipped), read like the
+/// daemons' other counters files ([`crate::cli::parse_stats`]).
 pub fn parse_load(text: &str) -> BTreeMap<String, String> {
-    text.lines()
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        .collect()
+    crate::cli::parse_stats(text).into_iter().collect()
 }
 
 /// The load of a camera from its [`LOAD_FILE`], for the budget check (`None` before a size
