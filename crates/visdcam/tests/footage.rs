@@ -636,11 +636,14 @@ impl Tmux {
             .status()
             .expect("tmux (apt-get install tmux)");
         assert!(st.success());
-        Tmux {
+        let tmux = Tmux {
             name,
             env,
             cwd: s.out(),
-        }
+        };
+        // Keys typed before the shell has printed its prompt would be echoed ahead of it.
+        tmux.wait_for(|t| !t.trim().is_empty());
+        tmux
     }
 
     /// Clears the screen and types `visdcam ARGS; echo EXIT=$?`.

@@ -583,7 +583,11 @@ impl Tmux {
             .status()
             .expect("tmux (apt-get install tmux)");
         assert!(st.success());
-        Tmux { name }
+        let tmux = Tmux { name };
+        // Keys typed before the shell has printed its prompt are echoed by the terminal first,
+        // and the command's output then lands after the late prompt ("# EXIT=0").
+        tmux.wait_for("the shell's prompt", |t| !t.trim().is_empty());
+        tmux
     }
 
     fn send(&self, literal: bool, keys: &str) {
