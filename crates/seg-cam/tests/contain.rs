@@ -65,6 +65,7 @@ impl Drop for Tmpfs {
 struct HandOffs {
     seen: Arc<Mutex<BTreeMap<String, u64>>>,
     stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl HandOffs {
@@ -74,9 +75,12 @@ impl HandOffs {
         let seen = Arc::new(Mutex::new(BTreeMap::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let (s, st, dir) = (seen.clone(), stop.clone(), dir.to_path_buf());
-        std::thread::spawn(move || {
+        let thread = std::thread::spawn(move || {
             let mut buf = [0u8; 8192];
-            while !st.load(Ordering::Relaxed) {
+            loop {
+                // Read before the queue: once told to stop, one last pass reads every event the
+                // kernel queued before, and the empty queue ends it.
+                let stopping = st.load(Ordering::SeqCst);
                 match ino.read_events(&mut buf) {
                     Ok(events) => {
                         for e in events {
@@ -89,21 +93,32 @@ impl HandOffs {
                             }
                         }
                     }
+                    Err(_) if stopping => return,
+                    // Nothing queued (a non-blocking read): look again shortly.
                     Err(_) => std::thread::sleep(Duration::from_millis(20)),
                 }
             }
         });
-        HandOffs { seen, stop }
+        HandOffs {
+            seen,
+            stop,
+            thread: Some(thread),
+        }
     }
 
-    fn get(&self) -> BTreeMap<String, u64> {
+    /// Every hand-off the directory saw until now (its writers stopped).
+    fn finish(&mut self) -> BTreeMap<String, u64> {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            t.join().expect("the hand-off watcher");
+        }
         self.seen.lock().unwrap().clone()
     }
 }
 
 impl Drop for HandOffs {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        self.stop.store(true, Ordering::SeqCst);
     }
 }
 
@@ -202,8 +217,8 @@ fn a_camera_without_its_uploader_stays_in_budget_and_the_other_loses_nothing() {
     let (dir1, dir2) = (ram.join("cam1"), ram.join("cam2"));
     fs::create_dir_all(&dir1).unwrap();
     fs::create_dir_all(&dir2).unwrap();
-    let handed1 = HandOffs::watch(&dir1);
-    let handed2 = HandOffs::watch(&dir2);
+    let mut handed1 = HandOffs::watch(&dir1);
+    let mut handed2 = HandOffs::watch(&dir2);
 
     let segcam = Path::new(env!("CARGO_BIN_EXE_seg-cam"));
     let logs = tmp.path();
@@ -280,10 +295,9 @@ fn a_camera_without_its_uploader_stays_in_budget_and_the_other_loses_nothing() {
     assert!(up2
         .stop(Duration::from_secs(15))
         .is_some_and(|s| s.success()));
-    std::thread::sleep(Duration::from_millis(300));
 
-    let h1 = handed1.get();
-    let h2 = handed2.get();
+    let h1 = handed1.finish();
+    let h2 = handed2.finish();
     let seg_max1 = h1.values().copied().max().unwrap_or(0);
     let handed_bytes1: u64 = h1.values().sum();
     let rstats1 = RecorderStats::parse(
