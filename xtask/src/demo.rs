@@ -14,10 +14,10 @@ use std::time::{Duration, Instant};
 use test_rigs::process::{free_port, wait_for_tcp, ChildGuard};
 use test_rigs::s3::S3Rig;
 
-use crate::util::{cargo, root, run};
+use crate::util::{cargo, cargo_target_dir, root, run};
 
 fn bin(name: &str) -> PathBuf {
-    root().join("target/debug").join(name)
+    cargo_target_dir().join("debug").join(name)
 }
 
 fn ffprobe_duration(path: &Path) -> String {

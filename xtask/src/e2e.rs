@@ -8,7 +8,7 @@
 //! machine has two cores).
 
 use crate::testrun::{run_tests, Totals};
-use crate::util::{cargo, ignored_tests, root, run};
+use crate::util::{cargo, cargo_target_dir, ignored_tests, run};
 
 pub fn e2e(args: &[String]) -> Result<(), String> {
     let (res, totals) = e2e_tests(args);
@@ -38,7 +38,7 @@ pub fn e2e_tests(args: &[String]) -> (Result<(), String>, Totals) {
             .env("VISDCAM_DEB", &deb)
             .env(
                 "VISDCAM_CAMERA_DOUBLE",
-                root().join("target/debug/camera-double"),
+                cargo_target_dir().join("debug/camera-double"),
             ),
     )
 }

@@ -11,6 +11,15 @@ pub fn root() -> PathBuf {
         .to_path_buf()
 }
 
+/// Where cargo puts what it builds: `$CARGO_TARGET_DIR` (relative to the workspace root, where
+/// [`run`] starts cargo), else `<root>/target`.
+pub fn cargo_target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR").filter(|d| !d.is_empty()) {
+        Some(dir) => root().join(dir),
+        None => root().join("target"),
+    }
+}
+
 /// Runs a command in the workspace root, echoing it; fails with its exit status.
 pub fn run(cmd: &mut Command) -> Result<(), String> {
     cmd.current_dir(root());

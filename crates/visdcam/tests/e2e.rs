@@ -756,12 +756,14 @@ struct Camera {
     stream_url: String,
 }
 
-/// The camera-double binary: `VISDCAM_CAMERA_DOUBLE` (set by `cargo xtask e2e`), else
-/// target/debug/camera-double.
+/// The camera-double binary: `VISDCAM_CAMERA_DOUBLE` (set by `cargo xtask e2e`), else the one
+/// beside this test's `visdcam`.
 fn camera_double_bin() -> PathBuf {
     let path = std::env::var_os("VISDCAM_CAMERA_DOUBLE")
         .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target/debug/camera-double"));
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_BIN_EXE_visdcam")).with_file_name("camera-double")
+        });
     assert!(
         path.is_file(),
         "{} is missing: run `cargo build -p camera-double` (cargo xtask e2e does)",
