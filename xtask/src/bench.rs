@@ -6,6 +6,9 @@
 //! - Uploader: `uploader` vs `aws s3 cp --recursive` on the same segment files against the same
 //!   SeaweedFS; wall time, CPU, peak RSS. Close→visible latency of `uploader`.
 //! - `RATE_KBPS` accuracy; start-up and memory with 10,000 queued segments.
+//! - Per frame: seg-cam's frames per CPU-second at each camera size (cameras per core).
+//! - Live view: what 0, 1 and 5 viewers of the page's live stream cost the recorder and
+//!   `visdcam web`, and the frame rate each viewer gets.
 //!
 //! Runs alternate between the tools and report medians. Results: `docs/benchmarks.md` (full
 //! runs only) and `target/bench/results.json`.
@@ -24,7 +27,7 @@ use nix::unistd::Pid;
 use serde_json::{json, Value};
 use test_rigs::s3::{S3Options, S3Rig};
 
-use crate::util::{cargo, root, run};
+use crate::util::{cargo, cargo_target_dir, root, run};
 
 /// What one run of one tool cost.
 #[derive(Debug, Clone, Copy, Default)]
@@ -139,7 +142,7 @@ fn percentile(mut v: Vec<f64>, p: f64) -> f64 {
 }
 
 fn bin(name: &str) -> PathBuf {
-    root().join("target/release").join(name)
+    cargo_target_dir().join("release").join(name)
 }
 
 /// A camera double started as its own process; `ready http://127.0.0.1:P` on stdout.
@@ -500,6 +503,261 @@ fn per_frame(quick: bool, report: &mut Report) -> Result<(), String> {
                 .into(),
         ],
     );
+    Ok(())
+}
+
+/// CPU clock ticks (user + system) of a process, or of its threads named `names` only
+/// (`/proc/PID/stat`, `/proc/PID/task/TID/stat`, fields 14 and 15).
+fn ticks(pid: u32, names: &[&str]) -> Result<u64, String> {
+    let of = |path: &Path| -> Result<u64, String> {
+        let stat = fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let after = stat
+            .rfind(')')
+            .and_then(|i| stat.get(i + 2..))
+            .ok_or_else(|| format!("{}: no `)`", path.display()))?;
+        let f: Vec<&str> = after.split(' ').collect();
+        // After "(comm) ", the state is f[0]: utime (14) is f[11], stime (15) f[12].
+        let n = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        Ok(n(11) + n(12))
+    };
+    let proc_dir = PathBuf::from(format!("/proc/{pid}"));
+    if names.is_empty() {
+        return of(&proc_dir.join("stat"));
+    }
+    let mut sum = 0;
+    let tasks = fs::read_dir(proc_dir.join("task")).map_err(|e| format!("{pid}: {e}"))?;
+    for t in tasks.flatten() {
+        let comm = fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+        if names.contains(&comm.trim()) {
+            // A thread may end between the listing and the read.
+            sum += of(&t.path().join("stat")).unwrap_or(0);
+        }
+    }
+    Ok(sum)
+}
+
+fn clock_ticks_per_s() -> f64 {
+    nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .unwrap_or(100) as f64
+}
+
+/// One viewer of `/cam1.mjpg` through `visdcam web`: counts the parts it receives until told
+/// to stop, and says when the first one came.
+fn live_viewer(
+    addr: std::net::SocketAddr,
+    first: std::sync::mpsc::Sender<()>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Result<(u64, Duration), String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).map_err(|e| format!("{addr}: {e}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(15)))
+        .map_err(|e| e.to_string())?;
+    s.write_all(b"GET /cam1.mjpg HTTP/1.1\r\nHost: pi\r\n\r\n")
+        .map_err(|e| e.to_string())?;
+    let mut buf: Vec<u8> = Vec::new();
+    let mut fill_until = |buf: &mut Vec<u8>, f: &dyn Fn(&[u8]) -> Option<usize>| loop {
+        if let Some(i) = f(buf) {
+            return Ok::<usize, String>(i);
+        }
+        let mut chunk = [0u8; 65536];
+        let n = s.read(&mut chunk).map_err(|e| format!("reading: {e}"))?;
+        if n == 0 {
+            return Err("the stream ended".into());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head_end = |b: &[u8]| b.windows(4).position(|w| w == b"\r\n\r\n");
+    let end = fill_until(&mut buf, &head_end)?;
+    let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+    if !head.starts_with("HTTP/1.1 200") {
+        return Err(format!(
+            "the page answered {}",
+            head.lines().next().unwrap_or("")
+        ));
+    }
+    buf.drain(..end + 4);
+    let mut parts = 0u64;
+    let mut since: Option<Instant> = None;
+    loop {
+        let end = fill_until(&mut buf, &head_end)?;
+        let len: usize = String::from_utf8_lossy(&buf[..end])
+            .lines()
+            .find_map(|l| l.strip_prefix("Content-Length:"))
+            .and_then(|v| v.trim().parse().ok())
+            .ok_or("a part without Content-Length")?;
+        buf.drain(..end + 4);
+        fill_until(&mut buf, &|b: &[u8]| (b.len() >= len + 2).then_some(0))?;
+        buf.drain(..len + 2);
+        match since {
+            None => {
+                since = Some(Instant::now());
+                let _ = first.send(());
+            }
+            Some(_) => parts += 1,
+        }
+        if stop.load(std::sync::atomic::Ordering::SeqCst) {
+            return Ok((parts, since.map(|t| t.elapsed()).unwrap_or_default()));
+        }
+    }
+}
+
+/// What watching a camera costs: seg-cam recording one camera double while `visdcam web`
+/// serves its live stream to 0, 1 and 5 viewers. CPU of the recorder (and of its live-feed
+/// threads) and of the page's process, per phase, and the frame rate each viewer got.
+fn live_view(quick: bool, report: &mut Report) -> Result<(), String> {
+    let (size, fps, secs, phases): (&str, u32, u64, &[usize]) = if quick {
+        ("320x240", 10, 5, &[0, 5])
+    } else {
+        ("800x600", 15, 30, &[0, 1, 5])
+    };
+    let double = Double::start(size, fps)?;
+    let out = scratch("live");
+    let port = test_rigs::process::free_port();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}")
+        .parse()
+        .map_err(|e| format!("{e}"))?;
+    let etc = config_dir(
+        "live",
+        &double.stream_url(),
+        &out.join("ram"),
+        &format!(
+            "SEG_SECONDS=10\nRUN_DIR={}\nWEB_LISTEN={addr}\n",
+            out.join("run").display()
+        ),
+    );
+    let mut rec = Command::new(bin("seg-cam"));
+    rec.arg("cam1")
+        .env("VISDCAM_CONFIG_DIR", &etc)
+        .stdout(Stdio::null());
+    let mut rec = Measured::spawn(&mut rec)?;
+    let mut web = Command::new(bin("visdcam"));
+    web.arg("web")
+        .env("VISDCAM_CONFIG_DIR", &etc)
+        // No system bus: the page says so instead of the units' state.
+        .env(
+            "DBUS_SYSTEM_BUS_ADDRESS",
+            format!("unix:path={}", out.join("no-bus").display()),
+        )
+        .env_remove("LISTEN_FDS")
+        .env_remove("LISTEN_PID")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    let mut web = Measured::spawn(&mut web)?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    test_rigs::process::wait_for_tcp(addr, deadline).map_err(|e| e.to_string())?;
+    // The recorder's live feed is up once a viewer gets a frame through the page.
+    wait_for(Duration::from_secs(30), || {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        live_viewer(addr, tx, stop).is_ok() && rx.try_recv().is_ok()
+    })?;
+    let hz = clock_ticks_per_s();
+    let (rec_pid, web_pid) = (rec.child.id(), web.child.id());
+    let live_threads = ["live", "live-accept"];
+    let mut live_idle = None;
+    for &n in phases {
+        let viewers_text = if n == 1 {
+            "1 viewer".to_string()
+        } else {
+            format!("{n} viewers")
+        };
+        eprintln!("bench: live view {size}@{fps}, {viewers_text}, {secs} s");
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let viewers: Vec<_> = (0..n)
+            .map(|_| {
+                let (tx, stop) = (tx.clone(), stop.clone());
+                std::thread::spawn(move || live_viewer(addr, tx, stop))
+            })
+            .collect();
+        drop(tx);
+        for _ in 0..n {
+            rx.recv_timeout(Duration::from_secs(30))
+                .map_err(|_| "a viewer got no frame within 30 s".to_string())?;
+        }
+        let before = (
+            ticks(rec_pid, &[])?,
+            ticks(rec_pid, &live_threads)?,
+            ticks(web_pid, &[])?,
+        );
+        let t0 = Instant::now();
+        // The window's length is the measurement: sample memory meanwhile.
+        while t0.elapsed() < Duration::from_secs(secs) {
+            std::thread::sleep(Duration::from_millis(250));
+            rec.sample_hwm();
+            web.sample_hwm();
+        }
+        let window = t0.elapsed().as_secs_f64();
+        let after = (
+            ticks(rec_pid, &[])?,
+            ticks(rec_pid, &live_threads)?,
+            ticks(web_pid, &[])?,
+        );
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let mut rates = Vec::new();
+        for v in viewers {
+            let (parts, took) = v.join().map_err(|_| "a viewer panicked".to_string())??;
+            rates.push(parts as f64 / took.as_secs_f64());
+        }
+        let pct = |a: u64, b: u64| (b - a) as f64 / hz / window * 100.0;
+        let (rec_pct, live_pct, web_pct) = (
+            pct(before.0, after.0),
+            pct(before.1, after.1),
+            pct(before.2, after.2),
+        );
+        let idle_live = *live_idle.get_or_insert(live_pct);
+        let mut lines = vec![format!(
+            "seg-cam {rec_pct:.1} % of one core in all (its live-feed threads {live_pct:.2} %), \
+             visdcam web {web_pct:.2} %"
+        )];
+        if n > 0 {
+            let (lo, hi) = rates
+                .iter()
+                .fold((f64::MAX, 0f64), |(lo, hi), r| (lo.min(*r), hi.max(*r)));
+            // What the viewers add: the page's process and the recorder's live-feed threads
+            // above their idle share. The recorder's total moves by about a percent from one
+            // phase to the next with x264's own work, which would hide it.
+            let cost = web_pct + (live_pct - idle_live).max(0.0);
+            lines.push(format!(
+                "each viewer got {lo:.2}–{hi:.2} fps of the camera's {fps}; the viewers cost \
+                 {cost:.2} % of one core (the page, and the recorder's live feed above idle), \
+                 {:.2} % each",
+                cost / n as f64
+            ));
+        }
+        report.row(
+            "live view",
+            &format!("seg-cam {size} {fps} fps + visdcam web, {viewers_text}, {secs} s"),
+            json!({"size": size, "fps": fps, "viewers": n, "seconds": window,
+                   "seg_cam_cpu_percent": rec_pct, "live_threads_cpu_percent": live_pct,
+                   "web_cpu_percent": web_pct, "viewer_fps": rates}),
+            lines,
+        );
+        if n > 0 {
+            let min = rates.iter().copied().fold(f64::MAX, f64::min);
+            report.check(
+                &format!("live view, {viewers_text}: frame rate each gets"),
+                &format!("≥ 95 % of {fps} fps"),
+                &format!("{min:.2} fps (lowest)"),
+                min >= f64::from(fps) * 0.95,
+            );
+        }
+    }
+    let web_usage = web.stop(Signal::SIGTERM)?;
+    let rec_usage = rec.stop(Signal::SIGINT)?;
+    report.row(
+        "live view",
+        "peak memory over all phases",
+        json!({"web_peak_rss_kib": web_usage.max_rss_kb, "seg_cam_peak_rss_kib": rec_usage.max_rss_kb}),
+        vec![format!(
+            "visdcam web peak RSS {:.1} MiB, seg-cam {:.1} MiB",
+            web_usage.max_rss_kb as f64 / 1024.0,
+            rec_usage.max_rss_kb as f64 / 1024.0
+        )],
+    );
+    drop(double);
     Ok(())
 }
 
@@ -1052,13 +1310,21 @@ impl Report {
     }
 }
 
-/// docs/benchmarks.md from the latest full run of each section (`target/bench/section-*.json`).
-fn write_docs(dir: &Path, names: &[&str]) -> Result<(), String> {
+/// Where a section's latest full run is kept: committed, so that running one section on a fresh
+/// clone keeps the others' figures in docs/benchmarks.md.
+fn section_file(name: &str) -> PathBuf {
+    root()
+        .join("xtask/bench-results")
+        .join(format!("{name}.json"))
+}
+
+/// docs/benchmarks.md from the latest full run of each section ([`section_file`]).
+fn write_docs(names: &[&str]) -> Result<(), String> {
     let mut runs = String::new();
     let mut table = Report::default();
     let mut details = String::new();
     for name in names {
-        let path = dir.join(format!("section-{name}.json"));
+        let path = section_file(name);
         let Ok(text) = fs::read_to_string(&path) else {
             let _ = writeln!(
                 runs,
@@ -1123,6 +1389,8 @@ pub fn bench(args: &[String]) -> Result<(), String> {
         "uploader",
         "-p",
         "camera-double",
+        "-p",
+        "visdcam",
     ]))?;
     let only = |what: &str| {
         !args.iter().any(|a| a.starts_with("--only="))
@@ -1139,10 +1407,11 @@ pub fn bench(args: &[String]) -> Result<(), String> {
     let dir = root().join("target/bench");
     fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     type Section = fn(bool, &mut Report) -> Result<(), String>;
-    let sections: [(&str, Section); 3] = [
+    let sections: [(&str, Section); 4] = [
         ("recorder", recorder),
         ("uploader", uploader),
         ("per-frame", per_frame),
+        ("live-view", live_view),
     ];
     let mut results = Vec::new();
     for (name, section) in sections {
@@ -1156,9 +1425,9 @@ pub fn bench(args: &[String]) -> Result<(), String> {
         if !quick {
             // Kept per section, so `--only=` refreshes its part of docs/benchmarks.md.
             let saved = json!({"date": date(), "machine": machine(), "checks": report.checks, "md": report.md});
-            let path = dir.join(format!("section-{name}.json"));
-            fs::write(&path, serde_json::to_string_pretty(&saved).expect("json"))
-                .map_err(|e| format!("{}: {e}", path.display()))?;
+            let path = section_file(name);
+            let text = serde_json::to_string_pretty(&saved).expect("json") + "\n";
+            fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
         }
     }
     let json = json!({"date": date(), "machine": machine(), "quick": quick, "results": results});
@@ -1169,7 +1438,7 @@ pub fn bench(args: &[String]) -> Result<(), String> {
     .map_err(|e| e.to_string())?;
     eprintln!("bench: wrote {}", dir.join("results.json").display());
     if !quick {
-        write_docs(&dir, &sections.map(|(name, _)| name))?;
+        write_docs(&sections.map(|(name, _)| name))?;
     }
     Ok(())
 }
